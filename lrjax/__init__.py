@@ -12,8 +12,28 @@ from lrjax._combine import per_epoch as per_epoch
 from lrjax._combine import product as product
 from lrjax._combine import sequence as sequence
 from lrjax._combine import warmup as warmup
+from lrjax._cosine import cosine_decay as cosine_decay
+from lrjax._cosine import cosine_restarts as cosine_restarts
+from lrjax._cosine import rex as rex
+from lrjax._cosine import warmup_stable_decay as warmup_stable_decay
+from lrjax._cyclic import cyclic as cyclic
+from lrjax._cyclic import one_cycle as one_cycle
 from lrjax._decay import constant as constant
 from lrjax._decay import step_decay as step_decay
+from lrjax._plot import plot as plot
+from lrjax._decay import exponential_decay as exponential_decay
+from lrjax._decay import inverse_sqrt as inverse_sqrt
+from lrjax._decay import inverse_time_decay as inverse_time_decay
+from lrjax._decay import linear as linear
+from lrjax._decay import multistep as multistep
+from lrjax._decay import piecewise_constant as piecewise_constant
+from lrjax._decay import polynomial_decay as polynomial_decay
+from lrjax._plateau import ReduceOnPlateauState as ReduceOnPlateauState
+from lrjax._plateau import observe_plateau as observe_plateau
+from lrjax._plateau import plateau_scale as plateau_scale
+from lrjax._plateau import reduce_on_plateau as reduce_on_plateau
+from lrjax._range_test import RangeTestResult as RangeTestResult
+from lrjax._range_test import lr_range_test as lr_range_test
 
 __version__ = "0.1.0"
 
@@ -26,5 +46,25 @@ __all__ = [
     "sequence",
     "stack",
     "step_decay",
+    "plot",
+    "exponential_decay",
+    "inverse_sqrt",
+    "inverse_time_decay",
+    "linear",
+    "multistep",
+    "piecewise_constant",
+    "polynomial_decay",
+    "RangeTestResult",
+    "lr_range_test",
+    "ReduceOnPlateauState",
+    "observe_plateau",
+    "plateau_scale",
+    "reduce_on_plateau",
     "warmup",
+    "cosine_decay",
+    "cosine_restarts",
+    "cyclic",
+    "one_cycle",
+    "rex",
+    "warmup_stable_decay",
 ]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import inspect
+import math
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar, TypeVar
 
@@ -237,7 +238,7 @@ def as_step(step: Any) -> jax.Array:
   return step.astype(jnp.float32)
 
 
-def _like_step(step: jax.Array, x: Any) -> jax.Array:
+def like_step(step: jax.Array, x: Any) -> jax.Array:
   """A count or boundary in the step's dtype (counts are checked >= 0)."""
   return jnp.asarray(x).astype(step.dtype)
 
@@ -249,34 +250,54 @@ def f32(x: Any) -> jax.Array:
 
 def reached(step: jax.Array, boundary: Any) -> jax.Array:
   """``step >= boundary``, exact for integer steps."""
-  return step >= _like_step(step, boundary)
+  return step >= like_step(step, boundary)
 
 
 def count_reached(step: jax.Array, boundaries: Sequence[Any]) -> jax.Array:
   """How many of `boundaries` the step has reached (exact for integers)."""
   if not boundaries:
     return jnp.zeros(step.shape, jnp.int32)
-  b = jnp.stack([_like_step(step, x) for x in boundaries])
+  b = jnp.stack([like_step(step, x) for x in boundaries])
   return jnp.sum(step[..., None] >= b, axis=-1, dtype=jnp.int32)
 
 
 def floor_div(step: jax.Array, n: Any) -> jax.Array:
   """``step // n``: integer division for integer steps, floor for floats."""
   if jnp.issubdtype(step.dtype, jnp.integer):
-    return step // _like_step(step, n)
+    return step // like_step(step, n)
   return jnp.floor(step / f32(n))
 
 
 def since(step: jax.Array, start: Any) -> jax.Array:
   """``max(step - start, 0)`` in the step's dtype (no unsigned underflow)."""
-  s = _like_step(step, start)
+  s = like_step(step, start)
   return jnp.where(step >= s, step - s, jnp.zeros_like(step))
+
+
+def cosine_weights(done: jax.Array, left: jax.Array, span: jax.Array):
+  """``(w, 1 - w)`` for ``w = (1 + cos(pi z)) / 2``, ``z = done / span``.
+
+  With ``1 - z = left / span`` taken from its own count, ``w = sin(pi (1 - z)
+  / 2) ** 2`` and ``1 - w = sin(pi z / 2) ** 2`` each keep float32 relative
+  precision at both ends (``1 + cos`` cancels near ``z = 1``), and ``a * w +
+  b * (1 - w)`` goes from `a` to `b` without cancelling whichever is larger.
+  """
+  w = jnp.sin((0.5 * math.pi) * (left / span))
+  v = jnp.sin((0.5 * math.pi) * (done / span))
+  return w * w, v * v
 
 
 # --- argument checks ---------------------------------------------------------
 # Each takes the calling function's name and the argument's name, checks only
 # concrete values (a traced hyperparameter under vmap passes through), and
 # returns the value normalised: Python int or float for scalars.
+
+
+def known(x: Any) -> np.ndarray | None:
+  """`x` as a float64 array when concrete, None when traced (or None)."""
+  if x is None or isinstance(x, jax.core.Tracer):
+    return None
+  return np.asarray(x, dtype=np.float64)
 
 
 def _concrete(x: Any) -> np.ndarray | None:
@@ -323,7 +344,9 @@ def check_float(
     raise _fail(fn, name, f"{'>' if low_open else '>='} {low}", x)
   if high is not None and not np.all(a < high if high_open else a <= high):
     raise _fail(fn, name, f"{'<' if high_open else '<='} {high}", x)
-  return float(x) if _is_scalar_number(x) else x
+  if _is_scalar_number(x):
+    return float(x)
+  return x if isinstance(x, jax.Array) else jnp.asarray(a, jnp.float32)
 
 
 def check_int(fn: str, name: str, x: Any, *, low: int = 0) -> Any:
@@ -342,7 +365,9 @@ def check_int(fn: str, name: str, x: Any, *, low: int = 0) -> Any:
     raise _fail(fn, name, f">= {low}", x)
   if not np.all(af <= np.iinfo(np.int32).max):
     raise _fail(fn, name, f"<= {np.iinfo(np.int32).max} (int32)", x)
-  return int(x) if _is_scalar_number(x) else x
+  if _is_scalar_number(x):
+    return int(x)
+  return x if isinstance(x, jax.Array) else jnp.asarray(af, jnp.int32)
 
 
 def check_int_sequence(

@@ -47,3 +47,255 @@ def sequential(t, refs, boundaries):
     m = idx == i
     out[m] = r(t[m] - s)
   return out
+
+
+# --- _decay: multistep, piecewise, exponential, inverse-time, polynomial,
+# linear, inverse sqrt -------------------------------------------------------
+
+
+def multistep_lr(t, init_value, milestones, gamma):
+  """torch MultiStepLR closed form: base_lr * gamma ** bisect_right(milestones, epoch)."""
+  k = np.searchsorted(np.sort(np.asarray(milestones)), np.asarray(t), side="right")
+  return init_value * gamma ** k.astype(np.float64)
+
+
+def piecewise_constant(t, boundaries, values):
+  """optax piecewise_constant_schedule's convention: values[i] on [b[i-1], b[i])."""
+  idx = np.searchsorted(np.asarray(boundaries), np.asarray(t), side="right")
+  return np.asarray(values, np.float64)[idx]
+
+
+def exponential_decay(t, init_value, decay_steps, decay_rate, staircase=False,
+                      end_value=None):
+  """TF exponential_decay: lr * decay_rate ** (global_step / decay_steps),
+  the division floored when staircase; optax's end_value clip (a floor when
+  decay_rate < 1, a ceiling when > 1)."""
+  t = np.asarray(t)
+  p = (t // decay_steps).astype(np.float64) if staircase else t / decay_steps
+  with np.errstate(over="ignore", under="ignore"):
+    out = init_value * np.power(float(decay_rate), p)
+  if end_value is not None and decay_rate < 1:
+    out = np.maximum(out, end_value)
+  elif end_value is not None and decay_rate > 1:
+    out = np.minimum(out, end_value)
+  return out
+
+
+def exponential_lr(t, init_value, gamma):
+  """torch ExponentialLR closed form: base_lr * gamma ** last_epoch."""
+  with np.errstate(under="ignore"):
+    return init_value * np.power(float(gamma), np.asarray(t, np.float64))
+
+
+def inverse_time_decay(t, init_value, decay_steps, decay_rate, staircase=False):
+  """Keras InverseTimeDecay: lr / (1 + decay_rate * step / decay_steps),
+  the division floored when staircase."""
+  t = np.asarray(t)
+  p = (t // decay_steps).astype(np.float64) if staircase else t / decay_steps
+  return init_value / (1.0 + decay_rate * p)
+
+
+def polynomial_decay(t, init_value, decay_steps, end_value, power, cycle=False):
+  """Keras PolynomialDecay.
+
+  cycle: decay_steps *= ceil(step / decay_steps) (1 at step 0); else
+  step = min(step, decay_steps); then
+  (init - end) * (1 - step / decay_steps) ** power + end. The 1 - step /
+  horizon is taken as (horizon - step) / horizon in int64, so the reference
+  stays exact at steps near 2**40.
+  """
+  t = np.asarray(t, np.int64)
+  if cycle:
+    mult = np.where(t == 0, 1, -(-t // decay_steps))
+    horizon = mult * decay_steps
+    left = horizon - t
+  else:
+    horizon = np.full_like(t, decay_steps)
+    left = decay_steps - np.minimum(t, decay_steps)
+  frac = left.astype(np.float64) / horizon.astype(np.float64)
+  return (init_value - end_value) * frac**power + end_value
+
+
+def polynomial_lr(t, init_value, total_iters, power):
+  """torch PolynomialLR closed form: base_lr * (1 - min(T, t) / T) ** power."""
+  t = np.asarray(t)
+  return init_value * (1.0 - np.minimum(total_iters, t) / total_iters) ** power
+
+
+def linear_lr(t, base_lr, start_factor, end_factor, total_iters):
+  """torch LinearLR closed form:
+  base_lr * (start + (end - start) * min(total_iters, t) / total_iters)."""
+  t = np.asarray(t)
+  return base_lr * (start_factor + (end_factor - start_factor)
+                    * np.minimum(total_iters, t) / total_iters)
+
+
+def inverse_sqrt(t, init_value, warmup_steps):
+  """warmup_steps == 0: d2l SquareRootScheduler, lr * (t + 1) ** -0.5.
+
+  Otherwise fairseq inverse_sqrt with warmup_init_lr = 0:
+  lr_step = lr / warmup_updates; lr = update_num * lr_step during warmup;
+  then decay_factor = lr * sqrt(warmup_updates), lr = decay_factor /
+  sqrt(update_num).
+  """
+  t = np.asarray(t, np.float64)
+  if warmup_steps == 0:
+    return init_value * (t + 1.0) ** -0.5
+  lr_step = init_value / warmup_steps
+  decay_factor = init_value * math.sqrt(warmup_steps)
+  return np.where(t < warmup_steps, t * lr_step,
+                  decay_factor / np.sqrt(np.maximum(t, 1.0)))
+
+
+# --- _cosine and _cyclic: cosine decay, SGDR, WSD, REX, CyclicLR, OneCycleLR --
+
+
+def _per_step(t, fn):
+  """fn(int step) -> float, over an int array (exact Python int arithmetic)."""
+  t = np.asarray(t, np.int64)
+  return np.array([fn(int(e)) for e in t.ravel()], np.float64).reshape(t.shape)
+
+
+def cosine_annealing(t, base_lr, t_max, eta_min=0.0):
+  """torch CosineAnnealingLR closed form (`_get_closed_form_lr`), t <= T_max:
+  eta_min + (base_lr - eta_min) * (1 + cos(pi * t / T_max)) / 2."""
+  t = np.asarray(t, np.float64)
+  return eta_min + (base_lr - eta_min) * (1 + np.cos(np.pi * t / t_max)) / 2
+
+
+def d2l_cosine(t, max_update, base_lr=0.01, final_lr=0.0, warmup_steps=0,
+               warmup_begin_lr=0.0):
+  """d2l CosineScheduler (Dive into Deep Learning, section 12.11): linear
+  warmup from warmup_begin_lr, then the cosine from base_lr to final_lr over
+  max_steps = max_update - warmup_steps; past max_update it returns the last
+  value it computed, the one at max_update (final_lr)."""
+  max_steps = max_update - warmup_steps
+
+  def one(epoch):
+    if epoch < warmup_steps:
+      increase = (base_lr - warmup_begin_lr) * float(epoch) / float(warmup_steps)
+      return warmup_begin_lr + increase
+    epoch = min(epoch, max_update)
+    return final_lr + (base_lr - final_lr) * (
+        1 + math.cos(math.pi * (epoch - warmup_steps) / max_steps)) / 2
+
+  return _per_step(t, one)
+
+
+def sgdr(t, eta_max, t_0, t_mult=1.0, m_mul=1.0, eta_min=0.0):
+  """SGDR (Loshchilov & Hutter 2017) with torch CosineAnnealingWarmRestarts'
+  bookkeeping: T_cur counts steps since the restart; when T_cur >= T_i,
+  T_cur -= T_i and T_i *= T_mult (T_mult == 1: T_cur = t mod T_0, torch's
+  closed form). Keras CosineDecayRestarts' m_mul scales the i-th cycle's
+  amplitude: eta_min + (eta_max - eta_min) * m_mul**i * (1 + cos(pi T_cur /
+  T_i)) / 2, with eta_min = alpha * eta_max."""
+
+  def one(e):
+    if t_mult == 1:
+      i, t_cur, t_i = e // t_0, e % t_0, t_0
+    else:
+      i, t_cur, t_i = 0, float(e), float(t_0)
+      while t_cur >= t_i:
+        t_cur -= t_i
+        t_i *= t_mult
+        i += 1
+    return eta_min + (eta_max - eta_min) * m_mul**i * (
+        1 + math.cos(math.pi * t_cur / t_i)) / 2
+
+  return _per_step(t, one)
+
+
+def cyclic_lr(t, base_lr, max_lr, step_size_up, step_size_down=None,
+              mode="triangular", gamma=1.0):
+  """torch CyclicLR (Smith 2017): cycle = floor(1 + t / total_size),
+  x = 1 + t / total_size - cycle; scale = x / step_ratio while x <= step_ratio,
+  else (x - 1) / (step_ratio - 1); lr = base_lr + (max_lr - base_lr) * scale *
+  scale_fn, scale_fn = 1, 1 / 2**(cycle - 1) (of the cycle) or gamma**t (of
+  the iteration). The cycle and x are taken with integer arithmetic (x =
+  (t mod total) / total) so that far steps keep float64 accuracy."""
+  up = step_size_up
+  down = step_size_up if step_size_down is None else step_size_down
+  total = up + down
+
+  def one(e):
+    cycle = 1 + e // total  # == floor(1 + e / total)
+    pos = e - (cycle - 1) * total  # x = pos / total
+    scale = pos / up if pos <= up else (total - pos) / down
+    if mode == "triangular":
+      factor = 1.0
+    elif mode == "triangular2":
+      # 2.0 ** (cycle - 1) overflows a Python float past ~1024 (the factor
+      # is 0.0 in float64 long before).
+      factor = 1 / (2.0 ** (cycle - 1)) if cycle < 2000 else 0.0
+    else:
+      factor = gamma**e
+    return base_lr + (max_lr - base_lr) * scale * factor
+
+  return _per_step(t, one)
+
+
+def one_cycle_phases(total_steps, pct_start, three_phase):
+  """torch OneCycleLR's phase table: [(end_step, start_lr, end_lr)]."""
+  if three_phase:
+    return [(float(pct_start * total_steps) - 1, "initial_lr", "max_lr"),
+            (float(2 * pct_start * total_steps) - 2, "max_lr", "initial_lr"),
+            (total_steps - 1, "initial_lr", "min_lr")]
+  return [(float(pct_start * total_steps) - 1, "initial_lr", "max_lr"),
+          (total_steps - 1, "max_lr", "min_lr")]
+
+
+def one_cycle_lr(t, max_lr, total_steps, pct_start=0.3, anneal_strategy="cos",
+                 div_factor=25.0, final_div_factor=1e4, three_phase=False):
+  """torch OneCycleLR (Smith & Topin 2019) at step min(t, total_steps - 1):
+  the first phase whose end_step the step has not passed (or the last one),
+  pct = (step - start) / (end - start), annealed by cos: end + (start - end)
+  / 2 * (cos(pi pct) + 1), or linear: (end - start) * pct + start."""
+  group = {"initial_lr": max_lr / div_factor, "max_lr": max_lr}
+  group["min_lr"] = group["initial_lr"] / final_div_factor
+  phases = one_cycle_phases(total_steps, pct_start, three_phase)
+
+  def anneal(start, end, pct):
+    if anneal_strategy == "cos":
+      return end + (start - end) / 2.0 * (math.cos(math.pi * pct) + 1)
+    return (end - start) * pct + start
+
+  def one(e):
+    step_num = min(e, total_steps - 1)
+    start_step = 0.0
+    for i, (end_step, a, b) in enumerate(phases):
+      if step_num <= end_step or i == len(phases) - 1:
+        pct = (step_num - start_step) / (end_step - start_step)
+        return anneal(group[a], group[b], pct)
+      start_step = end_step
+    raise AssertionError("unreachable")
+
+  return _per_step(t, one)
+
+
+def wsd(t, peak, warmup_steps, stable_steps, decay_steps, init=0.0, end=0.0,
+        shape="linear"):
+  """Warmup-stable-decay (Hu et al. 2024; Hägele et al. 2024): linear warmup
+  from init, flat at peak, then over decay_steps with progress p in [0, 1]:
+  linear peak - (peak - end) p, cosine end + (peak - end)(1 + cos(pi p)) / 2,
+  1-sqrt peak - (peak - end) sqrt(p); then end."""
+  t = np.asarray(t, np.int64)
+  ramp = init + (peak - init) * t.astype(np.float64) / max(warmup_steps, 1)
+  p = np.clip((t - warmup_steps - stable_steps) / decay_steps, 0.0, 1.0)
+  if shape == "linear":
+    decayed = peak - (peak - end) * p
+  elif shape == "cosine":
+    decayed = end + (peak - end) * (1 + np.cos(np.pi * p)) / 2
+  else:
+    decayed = peak - (peak - end) * np.sqrt(p)
+  return np.where(t < warmup_steps, ramp, decayed)
+
+
+def rex(t, init, decay_steps, end=0.0, warmup_steps=0):
+  """REX (Chen, Wolfe & Kyrillidis 2022): factor (1 - z) / (1/2 + (1 - z)/2),
+  z the decay progress over decay_steps - warmup_steps after a linear warmup
+  from 0; from init to end."""
+  t = np.asarray(t, np.int64)
+  ramp = init * t.astype(np.float64) / max(warmup_steps, 1)
+  z = np.clip((t - warmup_steps) / (decay_steps - warmup_steps), 0.0, 1.0)
+  decayed = end + (init - end) * (1 - z) / (0.5 + 0.5 * (1 - z))
+  return np.where(t < warmup_steps, ramp, decayed)

@@ -1,0 +1,496 @@
+"""Reduce-on-plateau: an Optax transform that scales updates down when a
+monitored metric stops improving, with its state, and helpers to feed it a
+metric and read its scale from anywhere inside an optimizer state.
+
+The decision state is one float32 vector, updated by one branch-free
+elementwise expression, so under `jax.jit` an observation compiles to a single
+small fused kernel (plus a copy of that vector) and a step without an
+observation costs only the multiply.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from lrjax import _base
+
+__all__ = [
+    "ReduceOnPlateauState",
+    "observe_plateau",
+    "plateau_scale",
+    "reduce_on_plateau",
+]
+
+# Counts (patience, cooldown, accumulation_size and the counters) are held in
+# float32, which represents every integer up to 2**24 exactly.
+_MAX_COUNT = 2**24 - 1
+_COUNT_CAP = float(2**24)
+
+# Positions in `ReduceOnPlateauState.stats`.
+_SCALE, _BEST, _NUM_BAD, _COOLDOWN_LEFT, _WINDOW_SUM, _WINDOW_COUNT = range(6)
+_NUM_STATS = 6
+# Positions in `ReduceOnPlateauState.settings`.
+(
+    _FACTOR,
+    _PATIENCE,
+    _SIGN,
+    _THRESHOLD,
+    _REL,
+    _COOLDOWN,
+    _MIN_SCALE,
+    _EPS,
+    _SIZE,
+    _INV_SIZE,
+) = range(10)
+_NUM_SETTINGS = 10
+
+
+class ReduceOnPlateauState(NamedTuple):
+  """The state of :func:`reduce_on_plateau`: its statistics and its settings.
+
+  Both fields are float32 vectors whatever the parameters' dtype. Counts are
+  whole numbers held exactly (float32 holds every integer up to 2**24). Read
+  the statistics through the properties (``state.scale``, ``state.best_value``
+  ...) rather than by position. The settings travel with the state, so
+  :func:`observe_plateau` (which sees only the state) and a restored
+  checkpoint decide with the settings the transform was built with. Under
+  ``optax.inject_hyperparams(lrjax.reduce_on_plateau)`` each update writes
+  the current hyperparameters into the state.
+  """
+
+  # shape=(6,), dtype=float32: scale, best_value, num_bad, cooldown_counter,
+  # window_sum, window_count.
+  stats: jax.Array
+  # shape=(10,), dtype=float32: factor, patience, sign (+1 for "min", -1 for
+  # "max"), threshold, rel (1 for "rel", 0 for "abs"), cooldown, min_scale,
+  # eps, accumulation_size, 1 / accumulation_size.
+  settings: jax.Array
+
+  @property
+  def scale(self) -> jax.Array:
+    """The factor the updates are multiplied by (1.0 at the start)."""
+    return _value_of(self.stats)[_SCALE]
+
+  @property
+  def best_value(self) -> jax.Array:
+    """The best metric seen (+inf for ``"min"``, -inf for ``"max"`` at first)."""
+    return _value_of(self.stats)[_BEST]
+
+  @property
+  def num_bad(self) -> jax.Array:
+    """Bad observations since the last improvement, reduction or cooldown."""
+    return _value_of(self.stats)[_NUM_BAD]
+
+  @property
+  def cooldown_counter(self) -> jax.Array:
+    """Observations still to be ignored after the last reduction."""
+    return _value_of(self.stats)[_COOLDOWN_LEFT]
+
+  @property
+  def window_sum(self) -> jax.Array:
+    """The sum of the values in the current accumulation window."""
+    return _value_of(self.stats)[_WINDOW_SUM]
+
+  @property
+  def window_count(self) -> jax.Array:
+    """How many values the current accumulation window holds."""
+    return _value_of(self.stats)[_WINDOW_COUNT]
+
+
+def reduce_on_plateau(
+    *,
+    factor: float = 0.1,
+    patience: int = 10,
+    mode: str = "min",
+    threshold: float = 1e-4,
+    threshold_mode: str = "rel",
+    cooldown: int = 0,
+    min_scale: float = 0.0,
+    eps: float = 1e-8,
+    accumulation_size: int = 1,
+) -> optax.GradientTransformationExtraArgs:
+  r"""Scales updates down when a monitored metric stops improving.
+
+  The transform multiplies the incoming updates by its current ``scale``
+  (1.0 at the start): ``optax.chain(optax.sgd(lr), reduce_on_plateau())``
+  trains with learning rate ``lr * scale``. Feed it the metric either
+
+  * per update, ``tx.update(grads, state, params, value=loss)``: the update
+    is scaled by the current scale, then ``value`` is observed, so a decision
+    applies from the next update (PyTorch's ``optimizer.step();
+    scheduler.step(loss)``); without ``value=`` an update only applies the
+    scale; or
+  * per epoch, ``opt_state = lrjax.observe_plateau(opt_state, val_metric)``
+    (Keras' and PyTorch's usual pattern).
+
+  Both are pure and work eagerly or under `jax.jit`; ``tx.update(g, s,
+  value=v)`` equals ``tx.update(g, s)`` followed by ``observe_plateau`` of
+  ``v``. Values are averaged over windows of `accumulation_size`
+  observations; each full window's mean :math:`v` is one decision. With
+  :math:`\sigma = +1` for ``mode="min"``, :math:`-1` for ``"max"`` and
+  :math:`\tau` = `threshold`, the mean improves on the best value :math:`b`
+  when it is finite and
+
+  .. math::
+    \sigma v < \sigma b - \tau \cdot
+      \begin{cases} |b| & \text{threshold\_mode="rel"} \\
+                    1 & \text{threshold\_mode="abs"} \end{cases}
+
+  (always, for the first finite value). An improvement sets :math:`b = v`
+  and the bad count :math:`n = 0`; any other value, NaN and infinities
+  included, adds one to :math:`n`. While the cooldown counter :math:`c > 0`,
+  :math:`c` drops by one and :math:`n = 0`. When :math:`n > \text{patience}`
+  the scale is reduced,
+
+  .. math::
+    s' = \max(s \cdot \text{factor}, \text{min\_scale}),
+    \quad \text{kept only if } s - s' > \text{eps},
+
+  and :math:`c = \text{cooldown}`, :math:`n = 0`.
+
+  For finite positive values (and a ``rel`` threshold below 1) every decision
+  is exactly PyTorch's ``ReduceLROnPlateau``'s, with ``eps`` and
+  ``min_scale`` in scale units (as if the initial learning rate were 1), and
+  the statistics in float32. Two deliberate differences: in ``rel`` mode
+  PyTorch tests ``v < b (1 - threshold)``, which for a negative best value
+  counts a worse value as an improvement (best -10, then -9.5 counts in
+  ``min`` mode); lrjax compares against :math:`b - \tau |b|`, the same for
+  positive values and the right direction for negative ones. And a NaN or
+  infinite value never becomes the best value (PyTorch takes ``-inf`` as a
+  best in ``min`` mode).
+
+  How patience counts, in the three libraries:
+
+  ===============================  ===================  =====================
+  library                          reduces when         same as lrjax
+  ===============================  ===================  =====================
+  PyTorch ``ReduceLROnPlateau``    ``num_bad > p``      ``patience=p``
+  Keras ``ReduceLROnPlateau``      ``wait >= p``        ``patience=p - 1``
+  ``optax.contrib``                ``count == p``       ``patience=p - 1``
+  ===============================  ===================  =====================
+
+  So a Keras model with ``patience=3`` ports as ``patience=2`` here; both
+  reduce on the third bad epoch in a row.
+
+  Args:
+    factor: the multiplier applied at each reduction, in (0, 1).
+    patience: how many bad observations in a row are tolerated; the next one
+      reduces the scale. An integer in [0, 2**24 - 1].
+    mode: ``"min"`` (lower is better, a loss) or ``"max"`` (higher is better,
+      an accuracy).
+    threshold: how much better than the best value a value must be to count
+      as an improvement; relative or absolute per `threshold_mode`. >= 0.
+    threshold_mode: ``"rel"`` or ``"abs"``.
+    cooldown: how many observations to ignore after a reduction. An integer
+      in [0, 2**24 - 1].
+    min_scale: the scale never goes below this. >= 0; at 1 or more the scale
+      never changes (a warning says so).
+    eps: a reduction smaller than this (in scale units) is skipped. >= 0.
+    accumulation_size: how many values are averaged into one decision. An
+      integer in [1, 2**24 - 1].
+
+  Returns:
+    An `optax.GradientTransformationExtraArgs` whose state is a
+    :class:`ReduceOnPlateauState`.
+
+  Raises:
+    ValueError: if `factor` is not in (0, 1); `patience` or `cooldown` is not
+      an integer in [0, 2**24 - 1]; `accumulation_size` is not an integer in
+      [1, 2**24 - 1]; `threshold`, `min_scale` or `eps` is negative or not
+      finite; `mode` is not ``"min"``/``"max"``; `threshold_mode` is not
+      ``"rel"``/``"abs"``. The update raises it when ``value`` is not a
+      real scalar.
+
+  Example:
+    >>> import jax.numpy as jnp, optax, lrjax
+    >>> tx = optax.chain(optax.sgd(0.1),
+    ...                  lrjax.reduce_on_plateau(factor=0.5, patience=1))
+    >>> state = tx.init(jnp.zeros(3))
+    >>> scales = []
+    >>> for val_loss in [1.0, 0.9, 0.95, 0.93, 0.92]:
+    ...   state = lrjax.observe_plateau(state, val_loss)
+    ...   scales.append(f"{lrjax.plateau_scale(state):.2f}")
+    >>> print(*scales)
+    1.00 1.00 1.00 0.50 0.50
+    >>> updates, state = tx.update(jnp.ones(3), state, value=0.91)
+    >>> print(f"{updates[0]:.3f}")
+    -0.050
+
+  References:
+    ``torch.optim.lr_scheduler.ReduceLROnPlateau``;
+    ``keras.callbacks.ReduceLROnPlateau``;
+    ``optax.contrib.reduce_on_plateau``.
+  """
+  fn = "reduce_on_plateau"
+  factor = _base.check_float(
+      fn, "factor", factor, low=0.0, high=1.0, low_open=True, high_open=True
+  )
+  patience = _check_count(fn, "patience", patience, low=0)
+  mode = _base.check_choice(fn, "mode", mode, ("min", "max"))
+  threshold = _base.check_float(fn, "threshold", threshold, low=0.0)
+  threshold_mode = _base.check_choice(
+      fn, "threshold_mode", threshold_mode, ("rel", "abs")
+  )
+  cooldown = _check_count(fn, "cooldown", cooldown, low=0)
+  min_scale = _base.check_float(fn, "min_scale", min_scale, low=0.0)
+  eps = _base.check_float(fn, "eps", eps, low=0.0)
+  accumulation_size = _check_count(
+      fn, "accumulation_size", accumulation_size, low=1
+  )
+  known_min_scale = _base._concrete(min_scale)  # pylint: disable=protected-access
+  if known_min_scale is not None and np.any(known_min_scale >= 1.0):
+    warnings.warn(
+        f"{fn}: min_scale={min_scale!r} >= 1, so the scale never changes",
+        stacklevel=2,
+    )
+
+  sign = 1.0 if mode == "min" else -1.0
+  rel = 1.0 if threshold_mode == "rel" else 0.0
+  settings_list = [
+      factor, patience, sign, threshold, rel, cooldown, min_scale, eps,
+      accumulation_size, 1.0 / accumulation_size,
+  ]
+  # Hyperparameters given as arrays (``optax.inject_hyperparams`` passes its
+  # current values on every update) are written into the state at each
+  # update; plain numbers are fixed, so the state's copy is used as it is.
+  injected = not all(isinstance(x, (int, float)) for x in settings_list)
+
+  def settings_array() -> jax.Array:
+    return jnp.stack([jnp.asarray(x, jnp.float32) for x in settings_list])
+
+  def init_fn(params: optax.Params) -> ReduceOnPlateauState:
+    del params
+    stats = jnp.array([1.0, sign * np.inf, 0.0, 0.0, 0.0, 0.0], jnp.float32)
+    return ReduceOnPlateauState(stats=stats, settings=settings_array())
+
+  def update_fn(
+      updates: optax.Updates,
+      state: ReduceOnPlateauState,
+      params: optax.Params | None = None,
+      *,
+      value: Any = None,
+      **extra_args: Any,
+  ) -> tuple[optax.Updates, ReduceOnPlateauState]:
+    del params, extra_args
+    if injected:
+      state = state._replace(settings=settings_array())
+    scale = state.stats[_SCALE]
+    updates = jax.tree.map(lambda g: g * scale.astype(g.dtype), updates)
+    if value is not None:
+      stats = _observe_jit(state.stats, state.settings, _as_metric(fn, value))
+      state = ReduceOnPlateauState(stats=stats, settings=state.settings)
+    return updates, state
+
+  return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+
+
+def observe_plateau(opt_state: Any, value: Any) -> Any:
+  """Records one metric observation in every plateau state inside `opt_state`.
+
+  The per-epoch way to feed :func:`reduce_on_plateau` (Keras' and PyTorch's
+  pattern of monitoring a validation metric once per epoch). `opt_state` may
+  be the transform's own state or any optimizer state holding it: a chain,
+  ``optax.inject_hyperparams``, ``optax.MultiSteps``, or ``nnx.Optimizer``'s
+  ``opt_state`` (whose leaves are ``nnx.OptArray`` variables). Each plateau
+  state decides with its own settings; `accumulation_size` applies here too.
+  Pure: it returns a new state of the same structure and leaves `opt_state`
+  untouched. Works eagerly and under ``jax.jit`` / ``nnx.jit``.
+
+  Args:
+    opt_state: an optimizer state containing at least one
+      :class:`ReduceOnPlateauState`.
+    value: the metric, a real scalar (Python number or array of size 1).
+
+  Returns:
+    `opt_state` with each plateau state replaced by its successor.
+
+  Raises:
+    ValueError: if `opt_state` holds no plateau state, or `value` is not a
+      real scalar.
+
+  Example:
+    >>> import jax.numpy as jnp, optax, lrjax
+    >>> tx = optax.chain(optax.adam(1e-3),
+    ...                  lrjax.reduce_on_plateau(mode="max", patience=0))
+    >>> state = tx.init(jnp.zeros(2))
+    >>> for val_acc in [0.80, 0.85, 0.84]:
+    ...   state = lrjax.observe_plateau(state, val_acc)
+    >>> print(f"{lrjax.plateau_scale(state):.2f}")
+    0.10
+  """
+  fn = "observe_plateau"
+  metric = _as_metric(fn, value)
+
+  def observe(state: ReduceOnPlateauState) -> ReduceOnPlateauState:
+    stats = _observe_jit(_value_of(state.stats), _value_of(state.settings), metric)
+    return state._replace(stats=_like(state.stats, stats))
+
+  return _map_plateau_states(fn, opt_state, observe)
+
+
+def plateau_scale(opt_state: Any) -> jax.Array:
+  """The current scale of the plateau transform inside `opt_state`.
+
+  For logging: ``lr * plateau_scale(opt_state)`` is the learning rate in use
+  with ``optax.chain(optax.sgd(lr), lrjax.reduce_on_plateau())``. Accepts the
+  same nested states as :func:`observe_plateau`, eagerly or under ``jit``.
+
+  Args:
+    opt_state: an optimizer state containing exactly one
+      :class:`ReduceOnPlateauState`.
+
+  Returns:
+    The scale, a float32 scalar `jax.Array`.
+
+  Raises:
+    ValueError: if `opt_state` holds no plateau state, or more than one.
+
+  Example:
+    >>> import jax.numpy as jnp, optax, lrjax
+    >>> tx = optax.chain(optax.sgd(0.1), lrjax.reduce_on_plateau())
+    >>> print(f"{lrjax.plateau_scale(tx.init(jnp.zeros(2))):.1f}")
+    1.0
+  """
+  fn = "plateau_scale"
+  found: list[ReduceOnPlateauState] = []
+
+  def collect(state: ReduceOnPlateauState) -> ReduceOnPlateauState:
+    found.append(state)
+    return state
+
+  _map_plateau_states(fn, opt_state, collect)
+  if len(found) > 1:
+    raise ValueError(
+        f"{fn}: opt_state holds {len(found)} reduce_on_plateau states; "
+        "read each one's .scale instead"
+    )
+  return jnp.asarray(_value_of(found[0].stats)[_SCALE])
+
+
+# --- the decision --------------------------------------------------------------
+
+
+def _observe(stats: jax.Array, settings: jax.Array, value: jax.Array) -> jax.Array:
+  """One observation: the next stats vector, as one branch-free expression.
+
+  Every quantity is a float32 scalar taken from the two vectors and every
+  choice is a `jnp.where`, so XLA fuses the whole update into one kernel.
+  """
+  scale, best, num_bad, cooldown_left, window_sum, window_count = (
+      stats[i] for i in range(_NUM_STATS)
+  )
+  factor, patience, sign, threshold, rel, cooldown, min_scale, eps, size, inv_size = (
+      settings[i] for i in range(_NUM_SETTINGS)
+  )
+  window_sum = window_sum + value
+  window_count = window_count + 1.0
+  full = window_count >= size
+  mean = window_sum * inv_size
+  # In "min" orientation (sign = -1 mirrors "max"); the best is +inf at first.
+  v, b = sign * mean, sign * best
+  margin = threshold * (rel * jnp.abs(b) + (1.0 - rel))
+  improved = jnp.isfinite(v) & ((b == jnp.inf) | (v < b - margin))
+  new_best = jnp.where(improved, mean, best)
+  new_bad = jnp.where(improved, 0.0, jnp.minimum(num_bad + 1.0, _COUNT_CAP))
+  in_cooldown = cooldown_left > 0.0
+  new_cooldown = jnp.where(in_cooldown, cooldown_left - 1.0, cooldown_left)
+  new_bad = jnp.where(in_cooldown, 0.0, new_bad)
+  reduce = new_bad > patience
+  candidate = jnp.maximum(scale * factor, min_scale)
+  new_scale = jnp.where(reduce & (scale - candidate > eps), candidate, scale)
+  new_cooldown = jnp.where(reduce, cooldown, new_cooldown)
+  new_bad = jnp.where(reduce, 0.0, new_bad)
+  zero = jnp.zeros_like(window_sum)
+  decided = jnp.stack([new_scale, new_best, new_bad, new_cooldown, zero, zero])
+  waiting = jnp.stack([scale, best, num_bad, cooldown_left, window_sum, window_count])
+  return jnp.where(full, decided, waiting)
+
+
+# Eager calls of `observe_plateau` run as one compiled kernel; under an outer
+# jit this is inlined.
+_observe_jit = jax.jit(_observe)
+
+
+# --- helpers -----------------------------------------------------------------
+
+
+def _check_count(fn: str, name: str, x: Any, *, low: int) -> Any:
+  x = _base.check_int(fn, name, x, low=low)
+  known = _base._concrete(x)  # pylint: disable=protected-access
+  if known is not None and np.any(known > _MAX_COUNT):
+    raise ValueError(f"{fn}: {name} must be <= {_MAX_COUNT} (2**24 - 1), got {x!r}")
+  return x
+
+
+def _as_metric(fn: str, value: Any) -> jax.Array:
+  """The metric as a float32 scalar; a real scalar of any dtype is accepted."""
+  if _is_variable(value):
+    value = value.get_value()
+  try:
+    arr = jnp.asarray(value)
+  except (TypeError, ValueError):
+    raise ValueError(f"{fn}: value must be a real scalar, got {value!r}") from None
+  if arr.size != 1 or not (
+      jnp.issubdtype(arr.dtype, jnp.floating)
+      or jnp.issubdtype(arr.dtype, jnp.integer)
+      or jnp.issubdtype(arr.dtype, jnp.bool_)
+  ):
+    raise ValueError(
+        f"{fn}: value must be a real scalar, got shape {arr.shape} dtype "
+        f"{arr.dtype}"
+    )
+  return arr.reshape(()).astype(jnp.float32)
+
+
+def _is_variable(x: Any) -> bool:
+  """A Flax NNX variable (e.g. ``nnx.OptArray``): one wrapped array."""
+  return callable(getattr(x, "get_value", None)) and callable(
+      getattr(x, "replace", None)
+  )
+
+
+def _value_of(x: Any) -> Any:
+  return x.get_value() if _is_variable(x) else x
+
+
+def _like(old: Any, new: jax.Array) -> Any:
+  """`new` in `old`'s wrapper: a new NNX variable if `old` is one."""
+  return old.replace(new) if _is_variable(old) else new
+
+
+def _map_plateau_states(
+    fn: str,
+    opt_state: Any,
+    f: Callable[[ReduceOnPlateauState], ReduceOnPlateauState],
+) -> Any:
+  """Applies `f` to each plateau state in `opt_state`; raises if there is none."""
+  count = 0
+
+  def visit(x: Any) -> Any:
+    nonlocal count
+    if isinstance(x, ReduceOnPlateauState):
+      count += 1
+      return f(x)
+    return x  # an NNX variable or another leaf, kept as it is
+
+  out = jax.tree.map(
+      visit,
+      opt_state,
+      is_leaf=lambda x: isinstance(x, ReduceOnPlateauState) or _is_variable(x),
+  )
+  if count == 0:
+    raise ValueError(
+        f"{fn}: opt_state holds no reduce_on_plateau state (got a "
+        f"{type(opt_state).__name__}); build the optimizer with "
+        "lrjax.reduce_on_plateau(...) in it, e.g. "
+        "optax.chain(optax.sgd(lr), lrjax.reduce_on_plateau())"
+    )
+  return out
+
