@@ -1,0 +1,298 @@
+"""The Fashion-MNIST example on the real data: learning, outputs, resume, one
+compile, schedules, the command line, and two devices against one.
+
+The data comes from the Debian package ``dataset-fashion-mnist`` (installed by
+``.ci/setup``) or a previous run's cache; without either these tests fail with
+the example's own message saying how to get it.
+"""
+
+import gzip
+import hashlib
+import importlib.util
+import json
+import math
+import os
+import pathlib
+import re
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+
+EXAMPLE = pathlib.Path(__file__).resolve().parents[1] / "examples" / "fashion_mnist"
+sys.path.insert(0, str(EXAMPLE))
+
+import data  # noqa: E402  pylint: disable=wrong-import-position
+import main  # noqa: E402  pylint: disable=wrong-import-position
+import train  # noqa: E402  pylint: disable=wrong-import-position
+
+# The upstream gzip headers' time stamps (from the files tfds registers).
+UPSTREAM_MTIME = {"train": 0x59A7E9DE, "t10k": 0x59A7E9F3}
+
+
+# --- float64 references of the named schedules, from their definitions --------
+
+
+def _cos_anneal(start, end, frac):
+  return end + (start - end) * (1 + math.cos(math.pi * frac)) / 2
+
+
+def _one_cycle(t, max_lr, total, pct=0.3, div=25.0, final_div=1e4):
+  """torch.optim.lr_scheduler.OneCycleLR (two phases, cosine)."""
+  init, low = max_lr / div, max_lr / div / final_div
+  end1, end2 = pct * total - 1, total - 1
+  if t <= end1:
+    return _cos_anneal(init, max_lr, t / end1)
+  return _cos_anneal(max_lr, low, (min(t, end2) - end1) / (end2 - end1))
+
+
+def _reference(name, t, spe, epochs, lr):
+  """The rate at optimizer step t under the named schedule (float64)."""
+  e = t // spe
+  total = epochs * spe
+  if name in ("none", "plateau"):
+    return lr
+  if name == "sqrt":
+    return 0.1 * (e + 1) ** -0.5
+  if name == "multistep":
+    return lr * 0.5 ** ((e >= 15) + (e >= 30))
+  if name == "cosine":
+    return _cos_anneal(lr, 0.01, e / 20) if e <= 20 else 0.01
+  if name == "warmup-cosine":
+    w, d = 5 * spe, 20 * spe
+    if t < w:
+      return lr * t / w
+    return _cos_anneal(lr, 0.01, (t - w) / (d - w)) if t < d else 0.01
+  if name == "exponential":
+    return lr * 0.9 ** (t / spe)
+  if name == "one-cycle":
+    return _one_cycle(t, lr, total)
+  if name == "wsd":  # one epoch of warmup, then flat, then 1-sqrt over the last fifth
+    w, d = spe, total // 5  # (a tenth of the run would be three epochs)
+    if t < w:
+      return lr * t / w
+    if t < total - d:
+      return lr
+    return lr * (1 - math.sqrt((t - (total - d)) / d)) if t < total else 0.0
+  raise KeyError(name)
+
+
+@pytest.mark.parametrize("name", list(train.SCHEDULES))
+def test_named_schedules_match_their_definitions(name):
+  spe, epochs, lr = 469, 30, 0.3
+  config = train.Config(schedule=name, epochs=epochs, learning_rate=lr)
+  schedule = train.make_plan(config, spe).schedule
+  steps = [0, 1, spe - 1, spe, 2 * spe + 7, 5 * spe - 1, 5 * spe, 7000, 15 * spe - 1,
+           15 * spe, 20 * spe - 1, 20 * spe, 24 * spe, 27 * spe + 5, 30 * spe - 1, 30 * spe + 9]
+  got = np.asarray(jax.jit(jax.vmap(schedule))(np.array(steps, np.int32)))
+  want = [_reference(name, t, spe, epochs, lr) for t in steps]
+  np.testing.assert_allclose(got, want, rtol=2e-6, atol=1e-9)
+
+
+# --- data ----------------------------------------------------------------------
+
+
+def _registered_checksums():
+  """tfds' registered sha256 per file name, read from its checksum file."""
+  spec = importlib.util.find_spec("tensorflow_datasets")
+  path = pathlib.Path(spec.submodule_search_locations[0]) / "url_checksums" / "fashion_mnist.txt"
+  out = {}
+  for line in path.read_text().splitlines():
+    if line.strip():
+      _, _, checksum, fname = line.split("\t")
+      out[fname] = checksum
+  return out
+
+
+def test_debian_files_restore_to_the_upstream_bytes():
+  debian = pathlib.Path(data.DEBIAN_DIR)
+  if not all((debian / f).exists() for f in data.FILES):
+    pytest.fail(f"{debian} lacks Fashion-MNIST: apt-get install dataset-fashion-mnist")
+  checksums = _registered_checksums()
+  assert sorted(checksums) == sorted(data.FILES)
+  for fname in data.FILES:
+    raw = (debian / fname).read_bytes()
+    restored = data.restore_gzip_header(
+        raw, fname[:-3], UPSTREAM_MTIME[fname.split("-")[0]])
+    assert hashlib.sha256(raw).hexdigest() != checksums[fname]  # why restoring is needed
+    assert hashlib.sha256(restored).hexdigest() == checksums[fname]
+    assert gzip.decompress(restored) == gzip.decompress(raw)
+
+
+def test_missing_data_stops_with_one_clear_message(tmp_path, monkeypatch, capsys):
+  monkeypatch.setattr(data, "_reachable", lambda *a, **k: False)  # as if offline
+  with pytest.raises(data.DataError, match="apt-get install dataset-fashion-mnist"):
+    data.load(tmp_path / "cache", debian_dir=tmp_path / "no-debian")
+
+  monkeypatch.setattr(data, "DEBIAN_DIR", str(tmp_path / "no-debian"))
+  with pytest.raises(SystemExit) as e:
+    main.main(["--data-dir", str(tmp_path / "cache"), "--epochs", "1",
+               "--workdir", str(tmp_path / "w")])
+  err = capsys.readouterr().err.strip()
+  assert "Fashion-MNIST" in e.value.code and "dataset-fashion-mnist" in e.value.code
+  assert e.value.code.count("\n") == 0, err
+
+
+# --- training ------------------------------------------------------------------
+
+# A few thousand real images for two epochs; one-cycle over the run, batch 32.
+SMOKE = train.Config(schedule="one-cycle", epochs=2, batch_size=32, seed=0,
+                     train_subset=8000, test_subset=1000)
+LINE = re.compile(r"^Epoch (\d+), Train Loss: ([\d.]+), Test Loss: ([\d.]+), "
+                  r"Test Acc: ([\d.]+), LR: ([\deE.+-]+), Time: ([\d.]+)s$", re.M)
+
+
+def test_smoke_run_learns_writes_outputs_and_compiles_once(tmp_path, capsys):
+  jax.clear_caches()
+  train.TRACES.clear()
+  result = train.train_and_evaluate(SMOKE, tmp_path)
+  printed = LINE.findall(capsys.readouterr().out)
+
+  history = result.history
+  assert [r["epoch"] for r in history] == [1, 2]
+  assert history[-1]["test_acc"] > 0.70  # chance is 0.10
+  assert history[-1]["train_loss"] < history[0]["train_loss"]
+  # One trace (so one compile) of each step for the whole run.
+  assert train.TRACES == {"train_step": 1, "eval_step": 1}
+
+  # The rate logged from inside the step is PyTorch's OneCycleLR at that step.
+  spe = 8000 // 32
+  for r in history:
+    first, last = (r["epoch"] - 1) * spe, r["epoch"] * spe - 1
+    np.testing.assert_allclose(
+        [r["lr"], r["lr_last"]],
+        [_one_cycle(first, 0.3, 2 * spe), _one_cycle(last, 0.3, 2 * spe)], rtol=2e-6)
+
+  # Outputs: JSON and CSV hold what was printed, the plot is a PNG.
+  saved = json.loads((tmp_path / "metrics.json").read_text())
+  assert saved["history"] == history
+  assert saved["schedule"]["type"] == "one_cycle" and saved["train_size"] == 8000
+  csv_rows = (tmp_path / "metrics.csv").read_text().splitlines()
+  assert csv_rows[0] == ",".join(train.COLUMNS)
+  for line, r in zip(csv_rows[1:], history, strict=True):
+    assert [float(x) for x in line.split(",")] == [float(r[c]) for c in train.COLUMNS]
+  assert len(printed) == 2
+  for (epoch, tr_loss, te_loss, te_acc, lr, _), r in zip(printed, history):
+    assert int(epoch) == r["epoch"]
+    assert tr_loss == f"{r['train_loss']:.4f}" and te_loss == f"{r['test_loss']:.4f}"
+    assert te_acc == f"{r['test_acc']:.2f}" and lr == f"{r['lr']:.4g}"
+  png = (tmp_path / "plot.png").read_bytes()
+  assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+
+
+class _Interrupt(Exception):
+  pass
+
+
+def test_interrupted_then_resumed_run_equals_uninterrupted(tmp_path, monkeypatch, capsys):
+  # Plateau with Keras patience 2 (lrjax 1) and an unreachable improvement
+  # threshold: the first observation sets the best, the 2nd and 3rd are bad,
+  # the 3rd reduces the rate for epoch 4. A resume that lost the bad count
+  # saved after epoch 2 would train epoch 4 at 0.3.
+  monkeypatch.setitem(train.SCHEDULES, "plateau", lambda lr, epochs, spe: train.Plan(
+      train.lrjax.constant(lr),
+      dict(factor=0.5, patience=1, mode="max", threshold=1.0, threshold_mode="abs")))
+  config = train.Config(schedule="plateau", epochs=4, batch_size=64, seed=3,
+                        train_subset=512, test_subset=256)
+  whole = train.train_and_evaluate(config, tmp_path / "whole")
+  assert [r["lr"] for r in whole.history] == pytest.approx([0.3, 0.3, 0.3, 0.15], rel=1e-7)
+
+  order = train.epoch_order
+
+  def interrupted(seed, epoch, n):
+    if epoch == 2:  # during the third epoch, after two were saved
+      raise _Interrupt
+    return order(seed, epoch, n)
+
+  monkeypatch.setattr(train, "epoch_order", interrupted)
+  with pytest.raises(_Interrupt):
+    train.train_and_evaluate(config, tmp_path / "resumed")
+  monkeypatch.setattr(train, "epoch_order", order)
+  capsys.readouterr()
+  resumed = train.train_and_evaluate(
+      train.Config(**{**config.__dict__, "resume": True}), tmp_path / "resumed")
+  assert "after epoch 2" in capsys.readouterr().out
+
+  strip = lambda h: [{k: v for k, v in r.items() if k != "time"} for r in h]
+  assert strip(resumed.history) == strip(whole.history)
+  a, b = jax.tree.leaves(whole.state), jax.tree.leaves(resumed.state)
+  assert len(a) == len(b) > 10
+  for x, y in zip(a, b):
+    np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
+# --- command line ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--schedule", "nope"], "unknown schedule 'nope'"),
+    (["--compare", "none,bogus"], "unknown schedule 'bogus'"),
+    (["--compare", "none,none"], "each run needs its own name"),
+    (["--epochs", "-3"], "epochs must be an integer >= 1, got -3"),
+    (["--epochs", "x"], "invalid int value: 'x'"),
+    (["--batch-size", "0"], "batch_size must be an integer >= 1"),
+    (["--lr", "-0.1"], "learning_rate must be a finite number > 0"),
+    (["--schedule", '{"type": "cosine_decay", "init_value": 0.1'], "malformed schedule JSON"),
+    (["--schedule", '{"type": "cosine_decay", "init_value": -1, "decay_steps": 9}'],
+     "init_value must be >= 0.0, got -1"),
+    (["--schedule", '{"type": "nope"}'], "unknown schedule 'nope'"),
+    (["--schedule", "@/nonexistent/s.json"], "cannot read schedule file"),
+])
+def test_bad_command_line_values_exit_with_one_line(argv, message, capsys, tmp_path):
+  with pytest.raises(SystemExit) as e:
+    main.main(argv + ["--workdir", str(tmp_path)])
+  out, err = capsys.readouterr()
+  assert e.value.code == 2
+  assert out == ""
+  assert err.count("\n") == 1 and ": error: " in err and message in err, err
+  assert not (tmp_path / "metrics.json").exists()
+
+
+def test_schedule_from_json_file(tmp_path):
+  d = {"type": "exponential_decay", "init_value": 0.2, "decay_steps": 100, "decay_rate": 0.5}
+  (tmp_path / "s.json").write_text(json.dumps(d))
+  parsed = main.parse_schedule(main.Parser(), f"@{tmp_path / 's.json'}")
+  schedule = train.make_plan(train.Config(schedule=parsed), 469).schedule
+  np.testing.assert_allclose(schedule(300), 0.2 * 0.5**3, rtol=1e-6)
+
+
+# --- devices ---------------------------------------------------------------------
+
+# Small enough to be quick, and a rate at which a few hundred images do not
+# train chaotically (at 0.3 the devices' different summation order, a rounding
+# difference, grows to a different run within two epochs).
+DEVICES_ARGS = dict(schedule="cosine", epochs=2, batch_size=64, learning_rate=0.1,
+                    train_subset=1024, test_subset=512)
+
+
+def _run_on_devices(devices, workdir):
+  """The example's command line in a process with `devices` CPU devices."""
+  c = train.Config(**DEVICES_ARGS)
+  if devices == jax.device_count():  # this process will do
+    train.train_and_evaluate(c, workdir)
+    return json.loads((workdir / "metrics.json").read_text())
+  env = dict(os.environ, JAX_PLATFORMS="cpu",
+             XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}")
+  cmd = [sys.executable, str(EXAMPLE / "main.py"), "--schedule", c.schedule,
+         "--epochs", str(c.epochs), "--batch-size", str(c.batch_size), "--lr", str(c.learning_rate),
+         "--train-subset", str(c.train_subset), "--test-subset", str(c.test_subset),
+         "--workdir", str(workdir), "--no-progress"]
+  p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300, check=False)
+  assert p.returncode == 0, p.stderr[-3000:]
+  assert f"on {devices} cpu device(s)" in p.stdout
+  return json.loads((workdir / "metrics.json").read_text())
+
+
+def test_two_devices_give_the_losses_of_one(tmp_path):
+  one, two = _run_on_devices(1, tmp_path / "one"), _run_on_devices(2, tmp_path / "two")
+  assert (len(one["devices"]), len(two["devices"])) == (1, 2)
+  for key in ("train_loss", "test_loss", "train_acc", "test_acc"):
+    np.testing.assert_allclose([r[key] for r in two["history"]],
+                               [r[key] for r in one["history"]], rtol=1e-5, err_msg=key)
+  # The cosine reference: 0.1 to 0.01 over 20 epochs, indexed by epoch.
+  for run in (one, two):
+    np.testing.assert_allclose(
+        [r["lr"] for r in run["history"]],
+        [0.01 + 0.09 * (1 + math.cos(math.pi * e / 20)) / 2 for e in (0, 1)], rtol=2e-6)
