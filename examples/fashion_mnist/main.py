@@ -2,6 +2,8 @@
 
   python examples/fashion_mnist/main.py --schedule cosine
   python examples/fashion_mnist/main.py --compare none,sqrt,multistep,cosine,plateau
+  python examples/fashion_mnist/main.py --schedule cosine --sweep-lr 0.05,0.1,0.3,0.5
+  python examples/fashion_mnist/main.py --find-lr
 
 See README.md for the flags and outputs.
 """
@@ -17,6 +19,7 @@ import sys
 import jax
 
 import data
+import sweep
 import train
 
 
@@ -42,13 +45,50 @@ def parse_schedule(parser: Parser, text: str) -> str | dict:
     parser.error(f"malformed schedule JSON: {e}")
 
 
+def parse_sweep(parser: Parser, text: str) -> list[dict]:
+  """A JSON list of lrjax schedule dicts, or ``@file.json`` holding one."""
+  if text.startswith("@"):
+    try:
+      text = pathlib.Path(text[1:]).read_text()
+    except OSError as e:
+      parser.error(f"cannot read sweep file {text[1:]!r}: {e.strerror}")
+  try:
+    value = json.loads(text)
+  except json.JSONDecodeError as e:
+    parser.error(f"--sweep: malformed JSON: {e}")
+  if not (isinstance(value, list) and value and all(isinstance(d, dict) for d in value)):
+    parser.error("--sweep: expected a non-empty JSON list of lrjax schedule dicts")
+  return value
+
+
+def parse_rates(parser: Parser, text: str) -> list[float]:
+  """``0.05,0.1,0.3``: the rates of ``--sweep-lr``."""
+  try:
+    return [float(x) for x in text.split(",") if x.strip()]
+  except ValueError:
+    parser.error(f"--sweep-lr: expected numbers separated by commas, got {text!r}")
+
+
 def main(argv: list[str] | None = None) -> None:
   parser = Parser(description=__doc__.splitlines()[0])
   parser.add_argument("--schedule", default="cosine",
                       help=f"one of {', '.join(train.SCHEDULES)}; an lrjax schedule as JSON "
                            "(step-indexed); or @file.json (default: %(default)s)")
-  parser.add_argument("--compare", metavar="A,B,...",
-                      help="run these schedules (names or @file.json) and compare them")
+  what = parser.add_mutually_exclusive_group()
+  what.add_argument("--compare", metavar="A,B,...",
+                    help="run these schedules (names or @file.json) and compare them")
+  what.add_argument("--sweep", metavar="JSON|@file.json",
+                    help="train these lrjax schedules (a JSON list of dicts of one kind) "
+                         "together in one compiled program")
+  what.add_argument("--sweep-lr", metavar="A,B,...",
+                    help="train the named --schedule at each of these base rates together")
+  what.add_argument("--find-lr", action="store_true",
+                    help="run the learning-rate range test (SGD, 1e-5 to 10) instead of training")
+  parser.add_argument("--sweep-mode", choices=sweep.MODES, default="auto",
+                      help="how a sweep runs its K configurations; auto: unroll on CPU, "
+                           "vmap elsewhere (default: %(default)s)")
+  parser.add_argument("--find-lr-steps", type=int, default=200, metavar="N",
+                      help="batches of the range test (default: %(default)s)")
   parser.add_argument("--epochs", type=int, default=30, help="(default: %(default)s)")
   parser.add_argument("--batch-size", type=int, default=128,
                       help="global batch, split over the devices (default: %(default)s)")
@@ -68,6 +108,12 @@ def main(argv: list[str] | None = None) -> None:
   parser.add_argument("--num-processes", type=int, metavar="N", help="with --coordinator")
   parser.add_argument("--process-id", type=int, metavar="I", help="with --coordinator")
   args = parser.parse_args(argv)
+  one_program = args.sweep or args.sweep_lr or args.find_lr
+  if one_program and (args.resume or args.distributed):
+    parser.error("--resume and --distributed apply to single runs and --compare, "
+                 "not to --sweep, --sweep-lr or --find-lr")
+  if args.find_lr_steps < 2:
+    parser.error(f"--find-lr-steps must be an integer >= 2, got {args.find_lr_steps}")
 
   if args.distributed:
     jax.distributed.initialize(args.coordinator, args.num_processes, args.process_id)
@@ -86,11 +132,22 @@ def main(argv: list[str] | None = None) -> None:
   try:
     for s in schedules.values():
       train.check_config(dataclasses.replace(config, schedule=s))
+    configs = None
+    if args.sweep:
+      configs = sweep.dict_sweep(config, parse_sweep(parser, args.sweep))
+    elif args.sweep_lr:
+      configs = sweep.lr_sweep(config, parse_rates(parser, args.sweep_lr))
+    if configs:
+      sweep.stack_plans(configs)
   except ValueError as e:
     parser.error(str(e))
 
   try:
-    if args.compare:
+    if args.find_lr:
+      sweep.find_lr(config, args.workdir, num_steps=args.find_lr_steps)
+    elif configs:
+      sweep.sweep(configs, args.workdir, mode=args.sweep_mode)
+    elif args.compare:
       train.compare(config, schedules, args.workdir)
     else:
       train.train_and_evaluate(config, args.workdir)
