@@ -53,6 +53,26 @@ def _warn_rising(fn: str, start: str, a: Any, end: str, b: Any) -> None:
     )
 
 
+def _check_warmup_then_decay(
+    fn: str, init_value: Any, decay_steps: Any, end_value: Any, warmup_steps: Any, what: str
+) -> tuple[Any, Any, Any, Any]:
+  """The checks shared by decays whose `decay_steps` include a warmup."""
+  init_value = _base.check_float(fn, "init_value", init_value, low=0.0)
+  decay_steps = _base.check_int(fn, "decay_steps", decay_steps, low=1)
+  end_value = _base.check_float(fn, "end_value", end_value, low=0.0)
+  warmup_steps = _base.check_int(fn, "warmup_steps", warmup_steps, low=0)
+  _check_order(fn, "warmup_steps", warmup_steps, "decay_steps", decay_steps)
+  w, d = _base.known(warmup_steps), _base.known(decay_steps)
+  if w is not None and d is not None and np.any(w == d):
+    warnings.warn(
+        f"{fn}: warmup_steps == decay_steps == {decay_steps!r} leaves no "
+        f"{what} at decay_steps (decay_steps includes the warmup)",
+        stacklevel=3,
+    )
+  _warn_rising(fn, "init_value", init_value, "end_value", end_value)
+  return init_value, decay_steps, end_value, warmup_steps
+
+
 # --- cosine_decay --------------------------------------------------------------
 
 
@@ -152,21 +172,10 @@ def cosine_decay(
     ``optax.warmup_cosine_decay_schedule``.
   """
   fn = "cosine_decay"
-  init_value = _base.check_float(fn, "init_value", init_value, low=0.0)
-  decay_steps = _base.check_int(fn, "decay_steps", decay_steps, low=1)
-  end_value = _base.check_float(fn, "end_value", end_value, low=0.0)
-  warmup_steps = _base.check_int(fn, "warmup_steps", warmup_steps, low=0)
+  init_value, decay_steps, end_value, warmup_steps = _check_warmup_then_decay(
+      fn, init_value, decay_steps, end_value, warmup_steps,
+      "cosine: the rate drops from init_value to end_value")
   warmup_init = _base.check_float(fn, "warmup_init", warmup_init, low=0.0)
-  _check_order(fn, "warmup_steps", warmup_steps, "decay_steps", decay_steps)
-  w, d = _base.known(warmup_steps), _base.known(decay_steps)
-  if w is not None and d is not None and np.any(w == d):
-    warnings.warn(
-        f"{fn}: warmup_steps == decay_steps == {decay_steps!r} leaves no "
-        "cosine: the rate drops from init_value to end_value at decay_steps "
-        "(decay_steps includes the warmup)",
-        stacklevel=2,
-    )
-  _warn_rising(fn, "init_value", init_value, "end_value", end_value)
   return CosineDecay(
       init_value=init_value,
       decay_steps=decay_steps,
@@ -533,21 +542,9 @@ def rex(
     Chen, Wolfe & Kyrillidis 2022, "REX: Revisiting Budgeted Training with an
     Improved Schedule" (MLSys 2022).
   """
-  fn = "rex"
-  init_value = _base.check_float(fn, "init_value", init_value, low=0.0)
-  decay_steps = _base.check_int(fn, "decay_steps", decay_steps, low=1)
-  end_value = _base.check_float(fn, "end_value", end_value, low=0.0)
-  warmup_steps = _base.check_int(fn, "warmup_steps", warmup_steps, low=0)
-  _check_order(fn, "warmup_steps", warmup_steps, "decay_steps", decay_steps)
-  w, d = _base.known(warmup_steps), _base.known(decay_steps)
-  if w is not None and d is not None and np.any(w == d):
-    warnings.warn(
-        f"{fn}: warmup_steps == decay_steps == {decay_steps!r} leaves no "
-        "decay: the rate drops to end_value at decay_steps (decay_steps "
-        "includes the warmup)",
-        stacklevel=2,
-    )
-  _warn_rising(fn, "init_value", init_value, "end_value", end_value)
+  init_value, decay_steps, end_value, warmup_steps = _check_warmup_then_decay(
+      "rex", init_value, decay_steps, end_value, warmup_steps,
+      "decay: the rate drops to end_value")
   return Rex(
       init_value=init_value,
       decay_steps=decay_steps,
