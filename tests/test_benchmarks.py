@@ -1,0 +1,119 @@
+"""Smoke tests of the benchmark scripts: each runs its `--quick` size in-process.
+
+These check that every script still runs end to end and prints a table with
+the expected rows and columns holding positive finite numbers; they assert no
+timing (the numbers of a smoke size mean nothing, and CI machines are noisy).
+"""
+
+import importlib.util
+import json
+import math
+import pathlib
+import re
+
+import pytest
+
+BENCHMARKS = pathlib.Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def _load(name):
+  path = BENCHMARKS / f"{name}.py"
+  if not path.exists():
+    pytest.skip(f"{path} not written yet")
+  spec = importlib.util.spec_from_file_location(f"_bench_{name}", path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+def _table(out: str) -> tuple[list[str], list[list[str]]]:
+  """The header and body rows of the one markdown table in `out`."""
+  lines = [l for l in out.splitlines() if l.startswith("|")]
+  assert len(lines) >= 3, out
+  split = lambda l: [c.strip() for c in l.strip().strip("|").split("|")]
+  assert set(lines[1].replace("|", "").replace("-", "").replace(":", "").strip()) == set(), lines[1]
+  return split(lines[0]), [split(l) for l in lines[2:]]
+
+
+def _number(cell: str) -> float:
+  m = re.fullmatch(r"([0-9][0-9,]*\.?[0-9]*)x?(?: \(epoch \d+\))?", cell)
+  assert m, f"not a number: {cell!r}"
+  return float(m.group(1).replace(",", ""))
+
+
+def _positive_finite(x) -> bool:
+  return isinstance(x, (int, float)) and math.isfinite(x) and x > 0
+
+
+def test_schedule_overhead_quick(tmp_path, capsys):
+  bench = _load("schedule_overhead")
+  path = tmp_path / "out.json"
+  report = bench.main(["--quick", "--json", str(path)])
+  head, rows = _table(capsys.readouterr().out)
+
+  assert head[:2] == ["schedule", "optax equivalent"]
+  assert head[2:4] == ["SGD 64 ×const", "SGD 64 ×optax"]
+  assert head[-4:] == ["compile (ms)", "eager µs", "optax eager µs", "torch step() µs"]
+  names = [r[0] for r in rows]
+  assert names == list(bench._catalogue())  # pylint: disable=protected-access
+  by_name = dict(zip(names, rows))
+  for name in ("constant", "cosine_decay"):  # exported since the start
+    row = by_name[name]
+    assert all(_number(c) > 0 for c in (row[2], row[3], row[4], row[5], row[6])), row
+  for row in rows:
+    assert len(row) == len(head), row
+    if "missing" in row[1]:
+      continue
+    for cell in row[2:]:
+      assert cell == "—" or _number(cell) > 0, row
+
+  saved = json.loads(path.read_text())
+  assert saved["configs"] == ["SGD 64"] == report["configs"]
+  for name, r in saved["schedules"].items():
+    if r["missing"]:
+      continue
+    cell = r["scan"]["SGD 64"]
+    assert _positive_finite(cell["us_per_step"]) and _positive_finite(cell["x_const"]), name
+    assert _positive_finite(r["eager_us"]) and _positive_finite(r["compile_ms"]), name
+    if r["optax"]:
+      assert _positive_finite(cell["x_optax"]), name
+      assert math.isfinite(r["optax_max_rel_diff"]), name
+
+
+def test_train_throughput_quick(tmp_path, capsys):
+  bench = _load("train_throughput")
+  path = tmp_path / "out.json"
+  bench.main(["--quick", "--json", str(path)])
+  head, rows = _table(capsys.readouterr().out)
+
+  assert head == ["implementation", "schedule", "images/s", "ms/step", "×PyTorch",
+                  "first call (s)", "compiles", "forward ms", "backward ms", "optimizer ms",
+                  "dispatch ms"]
+  saved = json.loads(path.read_text())
+  jax_rows = [r for r in rows if r[0] == "JAX example (train.py)"]
+  assert [r[1] for r in jax_rows] == ["none", "cosine", "plateau"]
+  torch_rows = [r for r in rows if r[0] == "PyTorch eager"]
+  assert [r[1] for r in torch_rows] == ([] if saved["torch"] is None
+                                        else ["none", "cosine", "plateau"])
+  for row in jax_rows:
+    assert _number(row[2]) > 0 and _number(row[3]) > 0 and _number(row[5]) > 0, row
+    assert row[6] == "1", f"switching schedule values recompiled the step: {row}"
+  none_row = jax_rows[0]
+  assert _number(none_row[7]) > 0 and _number(none_row[10]) > 0, none_row  # forward, dispatch
+  for r in saved["rows"]:
+    assert _positive_finite(r["images_per_s"]) and _positive_finite(r["ms_per_step"]), r
+
+
+def test_plateau_overhead_quick(tmp_path, capsys):
+  bench = _load("plateau_overhead")
+  path = tmp_path / "out.json"
+  bench.main(["--quick", "--json", str(path)])
+  head, rows = _table(capsys.readouterr().out)
+  assert head[0] == "variant"
+  assert [r[0] for r in rows] == list(bench.VARIANTS)
+  for row in rows:
+    assert all(_number(c) > 0 for c in row[1:]), row
+  saved = json.loads(path.read_text())
+  for size in saved["results"].values():
+    for name, r in size.items():
+      assert _positive_finite(r["us_per_step"]) and _positive_finite(r["ratio"]), name
