@@ -329,16 +329,11 @@ def sweep(configs: dict[str, train.Config], workdir: str | pathlib.Path,
 
   rows = []
   for label, history in histories.items():
-    best = max(history, key=lambda r: r["test_acc"])
-    rows.append({
-        "configuration": label, "best_test_acc": best["test_acc"], "best_epoch": best["epoch"],
-        "final_test_acc": history[-1]["test_acc"], "final_train_loss": history[-1]["train_loss"],
-        "final_test_loss": history[-1]["test_loss"],
-    })
+    rows.append({"configuration": label, **train.summarize(history)})
   summary = (f"{k} configurations trained together by `{mode}` on {devices[0].platform}: "
              f"{wall_s:.1f} s wall time ({wall_s / k:.1f} s per configuration), "
              f"compile {compile_s:.1f} s")
-  table = sweep_table(rows) + "\n\n" + summary
+  table = train.results_table(rows, "configuration") + "\n\n" + summary
   workdir.mkdir(parents=True, exist_ok=True)
   (workdir / "sweep.md").write_text(table + "\n")
   record = {
@@ -356,17 +351,6 @@ def sweep(configs: dict[str, train.Config], workdir: str | pathlib.Path,
   train.plot(workdir / "sweep.png", histories)
   print(table, flush=True)
   return SweepResult(state, histories, rows)
-
-
-def sweep_table(rows: list[dict[str, Any]]) -> str:
-  """A Markdown table: best and final test accuracy, final losses."""
-  lines = ["| configuration | best test acc (epoch) | final test acc | final train loss | final test loss |",
-           "|---|---|---|---|---|"]
-  for r in rows:
-    lines.append(f"| {r['configuration']} | {r['best_test_acc']:.4f} ({r['best_epoch']}) | "
-                 f"{r['final_test_acc']:.4f} | {r['final_train_loss']:.4f} | "
-                 f"{r['final_test_loss']:.4f} |")
-  return "\n".join(lines)
 
 
 # --- the learning-rate range test -------------------------------------------------------

@@ -652,30 +652,37 @@ def compare(config: Config, schedules: dict[str, str | dict[str, Any]],
     print(f"== {name} ==", flush=True)
     history = train_and_evaluate(dataclasses.replace(config, schedule=s), workdir / name).history
     runs[name] = history
-    best = max(history, key=lambda r: r["test_acc"])
-    rows.append({
-        "schedule": name, "best_test_acc": best["test_acc"], "best_epoch": best["epoch"],
-        "final_test_acc": history[-1]["test_acc"], "final_train_loss": history[-1]["train_loss"],
-        "final_test_loss": history[-1]["test_loss"], "time_s": sum(r["time"] for r in history),
-    })
+    rows.append({"schedule": name, **summarize(history),
+                 "time_s": sum(r["time"] for r in history)})
   if jax.process_index() == 0:
     with open(workdir / "comparison.csv", "w", newline="") as f:
       w = csv.DictWriter(f, rows[0])
       w.writeheader()
       w.writerows(rows)
-    table = comparison_table(rows)
+    table = results_table(rows)
     (workdir / "comparison.md").write_text(table + "\n")
     plot(workdir / "comparison.png", runs)
     print(table)
   return rows
 
 
-def comparison_table(rows: list[dict[str, Any]]) -> str:
-  """A Markdown table: best and final test accuracy, final losses, time."""
-  lines = ["| schedule | best test acc (epoch) | final test acc | final train loss | final test loss | time (s) |",
-           "|---|---|---|---|---|---|"]
+def summarize(history: list[dict[str, Any]]) -> dict[str, Any]:
+  """A run's best test accuracy (and its epoch) and its final metrics."""
+  best = max(history, key=lambda r: r["test_acc"])
+  return {"best_test_acc": best["test_acc"], "best_epoch": best["epoch"],
+          "final_test_acc": history[-1]["test_acc"], "final_train_loss": history[-1]["train_loss"],
+          "final_test_loss": history[-1]["test_loss"]}
+
+
+def results_table(rows: list[dict[str, Any]], name: str = "schedule") -> str:
+  """A Markdown table of `summarize` rows named by `rows[i][name]`, with the
+  time column where the rows have ``time_s``."""
+  timed = "time_s" in rows[0]
+  lines = [f"| {name} | best test acc (epoch) | final test acc | final train loss | final test loss |"
+           + (" time (s) |" if timed else ""),
+           "|---|---|---|---|---|" + ("---|" if timed else "")]
   for r in rows:
-    lines.append(f"| {r['schedule']} | {r['best_test_acc']:.4f} ({r['best_epoch']}) | "
+    lines.append(f"| {r[name]} | {r['best_test_acc']:.4f} ({r['best_epoch']}) | "
                  f"{r['final_test_acc']:.4f} | {r['final_train_loss']:.4f} | "
-                 f"{r['final_test_loss']:.4f} | {r['time_s']:.0f} |")
+                 f"{r['final_test_loss']:.4f} |" + (f" {r['time_s']:.0f} |" if timed else ""))
   return "\n".join(lines)
