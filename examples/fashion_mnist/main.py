@@ -16,9 +16,8 @@ import json
 import pathlib
 import sys
 
-import jax
-
 import data
+import launch
 import sweep
 import train
 
@@ -101,12 +100,7 @@ def main(argv: list[str] | None = None) -> None:
   parser.add_argument("--test-subset", type=int, metavar="N", help="first N test images")
   parser.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
   parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-  parser.add_argument("--distributed", action="store_true",
-                      help="multi-host: call jax.distributed.initialize() first")
-  parser.add_argument("--coordinator", metavar="HOST:PORT",
-                      help="with --distributed, where auto-detection does not apply")
-  parser.add_argument("--num-processes", type=int, metavar="N", help="with --coordinator")
-  parser.add_argument("--process-id", type=int, metavar="I", help="with --coordinator")
+  launch.add_flags(parser)
   args = parser.parse_args(argv)
   one_program = args.sweep or args.sweep_lr or args.find_lr
   if one_program and (args.resume or args.distributed):
@@ -115,44 +109,45 @@ def main(argv: list[str] | None = None) -> None:
   if args.find_lr_steps < 2:
     parser.error(f"--find-lr-steps must be an integer >= 2, got {args.find_lr_steps}")
 
-  if args.distributed:
-    jax.distributed.initialize(args.coordinator, args.num_processes, args.process_id)
-  config = train.Config(
-      schedule=parse_schedule(parser, args.schedule), epochs=args.epochs,
-      batch_size=args.batch_size, learning_rate=args.lr, seed=args.seed,
-      data_dir=args.data_dir, train_subset=args.train_subset, test_subset=args.test_subset,
-      resume=args.resume, progress=sys.stdout.isatty() and not args.no_progress)
-  schedules = {train.schedule_label(config.schedule): config.schedule}
-  if args.compare:
-    names = [s.strip() for s in args.compare.split(",") if s.strip()]
-    labels = [pathlib.Path(s[1:]).stem if s.startswith("@") else s for s in names]
-    if len(set(labels)) != len(labels):
-      parser.error(f"--compare: each run needs its own name, got {', '.join(labels)}")
-    schedules = {label: parse_schedule(parser, s) for label, s in zip(labels, names)}
-  try:
-    for s in schedules.values():
-      train.check_config(dataclasses.replace(config, schedule=s))
-    configs = None
-    if args.sweep:
-      configs = sweep.dict_sweep(config, parse_sweep(parser, args.sweep))
-    elif args.sweep_lr:
-      configs = sweep.lr_sweep(config, parse_rates(parser, args.sweep_lr))
-    if configs:
-      sweep.stack_plans(configs)
-  except ValueError as e:
-    parser.error(str(e))
+  def work() -> None:
+    config = train.Config(
+        schedule=parse_schedule(parser, args.schedule), epochs=args.epochs,
+        batch_size=args.batch_size, learning_rate=args.lr, seed=args.seed,
+        data_dir=args.data_dir, train_subset=args.train_subset, test_subset=args.test_subset,
+        resume=args.resume, progress=sys.stdout.isatty() and not args.no_progress)
+    schedules = {train.schedule_label(config.schedule): config.schedule}
+    if args.compare:
+      names = [s.strip() for s in args.compare.split(",") if s.strip()]
+      labels = [pathlib.Path(s[1:]).stem if s.startswith("@") else s for s in names]
+      if len(set(labels)) != len(labels):
+        parser.error(f"--compare: each run needs its own name, got {', '.join(labels)}")
+      schedules = {label: parse_schedule(parser, s) for label, s in zip(labels, names)}
+    try:
+      for s in schedules.values():
+        train.check_config(dataclasses.replace(config, schedule=s))
+      configs = None
+      if args.sweep:
+        configs = sweep.dict_sweep(config, parse_sweep(parser, args.sweep))
+      elif args.sweep_lr:
+        configs = sweep.lr_sweep(config, parse_rates(parser, args.sweep_lr))
+      if configs:
+        sweep.stack_plans(configs)
+    except ValueError as e:
+      parser.error(str(e))
 
-  try:
-    if args.find_lr:
-      sweep.find_lr(config, args.workdir, num_steps=args.find_lr_steps)
-    elif configs:
-      sweep.sweep(configs, args.workdir, mode=args.sweep_mode)
-    elif args.compare:
-      train.compare(config, schedules, args.workdir)
-    else:
-      train.train_and_evaluate(config, args.workdir)
-  except (data.DataError, train.ResumeError) as e:
-    sys.exit(f"{parser.prog}: error: {e}")
+    try:
+      if args.find_lr:
+        sweep.find_lr(config, args.workdir, num_steps=args.find_lr_steps)
+      elif configs:
+        sweep.sweep(configs, args.workdir, mode=args.sweep_mode)
+      elif args.compare:
+        train.compare(config, schedules, args.workdir)
+      else:
+        train.train_and_evaluate(config, args.workdir)
+    except (data.DataError, train.ResumeError) as e:
+      sys.exit(f"{parser.prog}: error: {e}")
+
+  launch.run(parser, args, argv, work)
 
 
 if __name__ == "__main__":
