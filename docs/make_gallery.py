@@ -26,7 +26,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only, never a window
 
 import lrjax  # noqa: E402  (after the backend choice)
-from lrjax import _base  # noqa: E402  (the constructor registry)
+from lrjax import _registry  # noqa: E402  (the constructor registry)
 from lrjax._cli import parse_schedule  # noqa: E402  (the safe expression parser)
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.transforms import offset_copy  # noqa: E402
@@ -54,6 +54,11 @@ EXAMPLES: dict[str, Example] = {
     "piecewise_constant": Example((
         "piecewise_constant(boundaries=[938, 7035, 11256], values=[0.02, 0.1, 0.01, 0.001])",
     ), log=True),
+    "piecewise_interpolate": Example((
+        "piecewise_interpolate(boundaries=[938, 7035, 14070], values=[0.01, 0.1, 0.02, 0.0])",
+        "piecewise_interpolate(boundaries=[938, 7035, 14070], values=[0.01, 0.1, 0.02, 0.0], "
+        "shape='cosine')",
+    )),
     "exponential_decay": Example((
         "exponential_decay(0.1, decay_steps=2345, decay_rate=0.5)",
         "exponential_decay(0.1, decay_steps=2345, decay_rate=0.5, staircase=True)",
@@ -67,29 +72,42 @@ EXAMPLES: dict[str, Example] = {
         "polynomial_decay(0.1, decay_steps=14070)",
         "polynomial_decay(0.1, decay_steps=14070, end_value=0.001, power=2.0)",
         "polynomial_decay(0.1, decay_steps=4690, power=0.5, cycle=True)",
+        "polynomial_decay(0.1, decay_steps=14070, power=0.5, k_decay=2.0)",
     )),
     "linear": Example(("linear(0.1, end_value=0.001, steps=14070)",)),
     "inverse_sqrt": Example((
         "inverse_sqrt(0.1)",
         "inverse_sqrt(0.1, warmup_steps=938)",
+        "inverse_sqrt(0.1, warmup_steps=938, timescale=4690)",
     ), log=True),
+    "tanh_decay": Example((
+        "tanh_decay(0.1, decay_steps=14070)",
+        "tanh_decay(0.1, decay_steps=14070, end_value=0.001, lower=-4.0, upper=4.0)",
+    )),
     # --- lrjax._cosine ---
     "cosine_decay": Example((
         "cosine_decay(0.1, decay_steps=14070)",
-        "cosine_decay(0.1, decay_steps=14070, end_value=0.01, warmup_steps=938)",
+        "cosine_decay(0.1, warmup_steps=938, decay_steps=13132, end_value=0.01)",
+        "cosine_decay(0.1, decay_steps=14070, exponent=2.0)",
+        "cosine_decay(0.1, warmup_steps=938, decay_steps=13132, cycles=1.5)",
+        "cosine_decay(0.1, decay_steps=14070, k_decay=2.0)",
     )),
     "cosine_restarts": Example((
         "cosine_restarts(0.1, cycle_steps=2345)",
         "cosine_restarts(0.1, cycle_steps=1407, t_mul=2.0, m_mul=0.7)",
+        "cosine_restarts(0.1, cycle_steps=2345, m_mul=0.5, end_value=0.01, cycle_limit=4, "
+        "k_decay=2.0, scale_peak=True)",
     )),
     "warmup_stable_decay": Example((
-        "warmup_stable_decay(peak_value=0.1, warmup_steps=469, stable_steps=9380, decay_steps=4221)",
-        "warmup_stable_decay(peak_value=0.1, warmup_steps=469, stable_steps=9380, decay_steps=4221, "
+        "warmup_stable_decay(0.1, warmup_steps=469, stable_steps=9380, decay_steps=4221)",
+        "warmup_stable_decay(0.1, warmup_steps=469, stable_steps=9380, decay_steps=4221, "
         "decay_shape='1-sqrt')",
+        "warmup_stable_decay(0.1, warmup_steps=2345, stable_steps=7504, decay_steps=4221, "
+        "warmup_shape='cosine', decay_shape='cosine')",
     )),
     "rex": Example((
         "rex(0.1, decay_steps=14070)",
-        "rex(0.1, decay_steps=14070, warmup_steps=938)",
+        "rex(0.1, warmup_steps=938, decay_steps=13132)",
     )),
     # --- lrjax._cyclic ---
     "cyclic": Example((
@@ -98,13 +116,28 @@ EXAMPLES: dict[str, Example] = {
         "cyclic(base_value=0.001, max_value=0.1, step_size_up=2345, mode='exp_range', gamma=0.9999)",
     )),
     "one_cycle": Example((
-        "one_cycle(max_value=0.1, total_steps=14070)",
-        "one_cycle(max_value=0.1, total_steps=14070, anneal='linear', three_phase=True)",
+        "one_cycle(peak_value=0.1, total_steps=14070)",
+        "one_cycle(peak_value=0.1, total_steps=14070, shape='linear', three_phase=True)",
+    )),
+    "cyclic_momentum": Example((
+        "cyclic_momentum(step_size_up=2345)",
+        "cyclic_momentum(step_size_up=2345, mode='triangular2')",
+    )),
+    "one_cycle_momentum": Example((
+        "one_cycle_momentum(total_steps=14070)",
+        "one_cycle_momentum(total_steps=14070, shape='linear', three_phase=True)",
     )),
     # --- lrjax._combine ---
     "warmup": Example((
         "warmup(cosine_decay(0.1, decay_steps=13132), steps=938)",
         "warmup(exponential_decay(0.1, decay_steps=2345, decay_rate=0.5), steps=938, shape='cosine')",
+        "warmup(cosine_decay(0.1, decay_steps=14070), steps=938, shift=False)",
+    )),
+    "with_noise": Example((
+        "per_epoch(with_noise(cosine_decay(0.1, decay_steps=30), seed=42, begin_step=5, "
+        "end_step=24), steps_per_epoch=469)",
+        "per_epoch(with_noise(cosine_decay(0.1, decay_steps=30), seed=42, pct=0.3, "
+        "kind='uniform'), steps_per_epoch=469)",
     )),
     "sequence": Example((
         "sequence([linear(0.01, end_value=0.1, steps=938), constant(0.1), "
@@ -132,7 +165,7 @@ FAMILIES = {
 
 def family(name: str) -> str:
   """``"cosine"`` for a constructor defined in ``lrjax._cosine``."""
-  return _base._CONSTRUCTORS[name].__module__.rsplit(".", 1)[-1].lstrip("_")  # pylint: disable=protected-access
+  return _registry.lookup(name).__module__.rsplit(".", 1)[-1].lstrip("_")
 
 
 def _names_called(call: str) -> set[str]:
@@ -150,7 +183,7 @@ def panels() -> dict[str, list[tuple[str, Example]]]:
     SystemExit: if a registered constructor has no entry in `EXAMPLES`, or
       none of its calls can be built.
   """
-  registered = set(_base._CONSTRUCTORS)  # pylint: disable=protected-access
+  registered = set(_registry.names())
   missing = sorted(registered - set(EXAMPLES))
   if missing:
     raise SystemExit(
@@ -186,6 +219,8 @@ def draw_family(title: str, entries: list[tuple[str, Example]], path: str) -> No
                                       break_long_words=False)) for c in ex.calls]
     lrjax.plot(schedules, ex.steps, ax=ax, labels=labels, log=ex.log)
     ax.set_title(f"lrjax.{name}", fontsize=11, fontweight="bold", loc="left")
+    if name.endswith("_momentum"):
+      ax.set_ylabel("momentum")
     # The calls go under the panel, so they never hide the curve.
     below = offset_copy(ax.transAxes, fig=fig, y=-34, units="points")
     ax.legend(prop={"family": "monospace", "size": 8}, loc="upper left",

@@ -3,31 +3,27 @@
 Every schedule in lrjax is a value. Its numeric hyperparameters are pytree
 leaves (so `jax.jit` does not recompile when they change, `jax.vmap` can sweep
 them and a checkpoint can hold them); strings and flags that fix the shape of
-the computation are static. This module holds the base class, the step cast,
-the exact integer comparisons every schedule uses, the argument checks and the
-dict round trip.
+the computation are static. This module holds the base class, `stack`, the
+step cast and the exact integer arithmetic on steps that every schedule uses,
+and the curve shapes (linear, cosine, 1-sqrt) between two rates.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
-import inspect
 import math
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar, TypeVar
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
-__all__ = ["Schedule", "from_dict", "stack"]
+from lrjax import _checks, _registry
+
+__all__ = ["Schedule", "stack"]
 
 _T = TypeVar("_T")
-
-# Public constructor functions by name: `from_dict` calls these, so a rebuilt
-# schedule goes through the same checks as one built by hand.
-_CONSTRUCTORS: dict[str, Callable[..., Schedule]] = {}
 
 
 def static_field(**kwargs: Any) -> Any:
@@ -41,15 +37,10 @@ def schedule_class(name: str) -> Callable[[type[_T]], type[_T]]:
   def wrap(cls: type[_T]) -> type[_T]:
     cls = dataclasses.dataclass(frozen=True, repr=False)(cls)
     cls.name = name  # type: ignore[attr-defined]
+    _registry.register_class(name, cls)
     return jax.tree_util.register_dataclass(cls)
 
   return wrap
-
-
-def constructor(fn: Callable[..., _T]) -> Callable[..., _T]:
-  """Registers a public constructor, so `from_dict` can rebuild its schedules."""
-  _CONSTRUCTORS[fn.__name__] = fn
-  return fn
 
 
 class Schedule:
@@ -61,7 +52,8 @@ class Schedule:
   shape, eager or under `jax.jit`, for any integer or float step dtype.
 
   Schedules multiply: ``sched * 0.5``, ``0.5 * sched`` and ``a * b`` are
-  schedules (the pointwise product, like PyTorch's ``ChainedScheduler``).
+  schedules (:func:`lrjax.product`, the pointwise product, like PyTorch's
+  ``ChainedScheduler``). ``repr`` is the call that builds the schedule.
   """
 
   name: ClassVar[str]
@@ -70,114 +62,36 @@ class Schedule:
     """The rate at `step` (already cast by `as_step`); any float dtype."""
     raise NotImplementedError
 
+  def value_at(self, step: jax.Array) -> jax.Array:
+    """The rate at a step already cast by `as_step`, not broadcast or cast.
+
+    What a schedule that wraps others (`warmup`, `sequence`, `product`)
+    evaluates them with, inside its own `_value`.
+    """
+    return self._value(step)
+
   def __call__(self, step: Any) -> jax.Array:
     return _evaluate(self, step)
 
   def __mul__(self, other: Any) -> Schedule:
-    from lrjax._combine import product  # _combine builds on this module.
-
-    return product(self, other)
+    return _registry.build("product", self, other)
 
   def __rmul__(self, other: Any) -> Schedule:
-    from lrjax._combine import product
-
-    return product(other, self)
+    return _registry.build("product", other, self)
 
   def to_dict(self) -> dict[str, Any]:
     """A JSON-serialisable dict; `lrjax.from_dict` rebuilds an equal schedule."""
-    out: dict[str, Any] = {"type": self.name}
-    for f in dataclasses.fields(self):  # type: ignore[arg-type]
-      out[f.name] = _plain(getattr(self, f.name))
-    return out
+    return _registry.to_dict(self)
 
   def __repr__(self) -> str:
-    params = inspect.signature(_CONSTRUCTORS[self.name]).parameters
-    args = []
-    for f in dataclasses.fields(self):  # type: ignore[arg-type]
-      value = getattr(self, f.name)
-      p = params.get(f.name)
-      if p is not None and p.kind is p.VAR_POSITIONAL:  # product(*schedules)
-        args += [_plain_repr(v) for v in value]
-      else:
-        args.append(f"{f.name}={_plain_repr(value)}")
-    return f"{self.name}({', '.join(args)})"
+    return _registry.call_text(self)
 
 
 @functools.partial(jax.jit, inline=True)
 def _evaluate(schedule: Schedule, step: Any) -> jax.Array:
   step = as_step(step)
-  value = schedule._value(step)  # pylint: disable=protected-access
+  value = schedule.value_at(step)
   return jnp.broadcast_to(value, step.shape).astype(jnp.float32)
-
-
-def _plain(x: Any) -> Any:
-  if isinstance(x, Schedule):
-    return x.to_dict()
-  if isinstance(x, (tuple, list)):
-    return [_plain(v) for v in x]
-  if isinstance(x, (jax.Array, np.ndarray, np.generic)):
-    return np.asarray(x).tolist()
-  return x
-
-
-def _plain_repr(x: Any) -> str:
-  if isinstance(x, Schedule):
-    return repr(x)
-  if isinstance(x, tuple):
-    inner = ", ".join(_plain_repr(v) for v in x)
-    return f"({inner},)" if len(x) == 1 else f"({inner})"
-  if isinstance(x, jax.core.Tracer):
-    return f"<traced {x.dtype}{list(x.shape)}>"
-  return repr(_plain(x))
-
-
-def from_dict(d: dict[str, Any]) -> Schedule:
-  """Rebuilds a schedule from `Schedule.to_dict()` output (or parsed JSON).
-
-  Args:
-    d: a dict with key ``"type"`` naming a constructor (``"cosine_decay"``)
-      and that constructor's arguments; nested schedules are nested dicts.
-
-  Returns:
-    The schedule, built through its public constructor (so checked).
-
-  Raises:
-    ValueError: if `d` is not such a dict, names no lrjax schedule, or its
-      arguments are rejected by the constructor.
-
-  Example:
-    >>> import lrjax
-    >>> s = lrjax.from_dict({"type": "exponential_decay", "init_value": 0.1,
-    ...                      "decay_steps": 10, "decay_rate": 0.5})
-    >>> print(f"{s(20):.4f}")
-    0.0250
-  """
-  if not isinstance(d, dict) or "type" not in d:
-    raise ValueError(f"from_dict: expected a dict with key 'type', got {d!r}")
-  kwargs = dict(d)
-  name = kwargs.pop("type")
-  if name not in _CONSTRUCTORS:
-    raise ValueError(
-        f"from_dict: unknown schedule {name!r}; known: {sorted(_CONSTRUCTORS)}"
-    )
-  kwargs = {k: _rebuild(v) for k, v in kwargs.items()}
-  fn = _CONSTRUCTORS[name]
-  args = []
-  for p in inspect.signature(fn).parameters.values():
-    if p.kind is p.VAR_POSITIONAL and p.name in kwargs:  # product(*schedules)
-      args = list(kwargs.pop(p.name))
-  try:
-    return fn(*args, **kwargs)
-  except TypeError as e:  # unknown or missing keyword
-    raise ValueError(f"from_dict: bad arguments for {name}: {e}") from None
-
-
-def _rebuild(x: Any) -> Any:
-  if isinstance(x, dict) and "type" in x:
-    return from_dict(x)
-  if isinstance(x, list):
-    return [_rebuild(v) for v in x]
-  return x
 
 
 def stack(schedules: Sequence[Schedule]) -> Schedule:
@@ -207,7 +121,7 @@ def stack(schedules: Sequence[Schedule]) -> Schedule:
   if not schedules:
     raise ValueError("stack: schedules must be non-empty")
   for i, s in enumerate(schedules):
-    check_schedule("stack", f"schedules[{i}]", s)
+    _checks.check_schedule("stack", f"schedules[{i}]", s)
   tree0 = jax.tree_util.tree_structure(schedules[0])
   for i, s in enumerate(schedules[1:], 1):
     if jax.tree_util.tree_structure(s) != tree0:
@@ -287,128 +201,49 @@ def cosine_weights(done: jax.Array, left: jax.Array, span: jax.Array):
   return w * w, v * v
 
 
-# --- argument checks ---------------------------------------------------------
-# Each takes the calling function's name and the argument's name, checks only
-# concrete values (a traced hyperparameter under vmap passes through), and
-# returns the value normalised: Python int or float for scalars.
+def progress(step: jax.Array, start: Any, span: Any):
+  """Float32 ``(done, left, span)`` of a phase of `span` steps from `start`.
+
+  The counts are taken in the step's dtype (exact for integer steps) and
+  clipped to ``[0, span]``, then cast; the returned span is at least 1, so an
+  empty phase does not divide by zero.
+  """
+  span = like_step(step, span)
+  k = jnp.minimum(since(step, start), span)
+  return f32(k), f32(span - k), jnp.maximum(f32(span), 1.0)
 
 
-def known(x: Any) -> np.ndarray | None:
-  """`x` as a float64 array when concrete, None when traced (or None)."""
-  if x is None or isinstance(x, jax.core.Tracer):
-    return None
-  return np.asarray(x, dtype=np.float64)
+def shape_weights(shape: str, done: jax.Array, left: jax.Array, span: jax.Array):
+  """``(f(p), 1 - f(p))`` at ``p = done / span`` for a curve's `shape`.
+
+  ``f`` goes from 1 at ``p = 0`` to 0 at ``p = 1``: ``1 - p`` (``"linear"``),
+  ``(1 + cos(pi p)) / 2`` (``"cosine"``) or ``1 - sqrt(p)`` (``"1-sqrt"``).
+  Each weight is computed from its own count, so both keep float32 relative
+  precision at both ends.
+  """
+  if shape == "linear":
+    return left / span, done / span
+  if shape == "cosine":
+    return cosine_weights(done, left, span)
+  if shape == "1-sqrt":  # 1 - sqrt(p) = (1 - p) / (1 + sqrt(p)), exact near p = 1
+    root = jnp.sqrt(done / span)
+    return (left / span) / (1.0 + root), root
+  raise ValueError(f"shape_weights: shape must be one of {_checks.SHAPES}, got {shape!r}")
 
 
-def _concrete(x: Any) -> np.ndarray | None:
-  if isinstance(x, jax.core.Tracer):
-    return None
-  try:
-    return np.asarray(x)
-  except Exception:  # pylint: disable=broad-except
-    return None
+def along(shape: str, a: Any, b: Any, step: jax.Array, start: Any, span: Any) -> jax.Array:
+  """The rate on a curve of `shape` from `a` at `start` to `b` at ``start + span``.
+
+  `a` before `start`, `b` from ``start + span`` on (for ``span >= 1``).
+  """
+  up, down = shape_weights(shape, *progress(step, start, span))
+  return f32(a) * up + f32(b) * down
 
 
-def _fail(fn: str, name: str, what: str, x: Any) -> ValueError:
-  return ValueError(f"{fn}: {name} must be {what}, got {x!r}")
+def log_from(x: jax.Array, rest: jax.Array) -> jax.Array:
+  """``log(x)`` given ``x`` and ``rest = 1 - x``, each computed on its own.
 
-
-def _is_scalar_number(x: Any) -> bool:
-  return isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(
-      x, bool
-  )
-
-
-def check_float(
-    fn: str,
-    name: str,
-    x: Any,
-    *,
-    low: float | None = None,
-    high: float | None = None,
-    low_open: bool = False,
-    high_open: bool = False,
-) -> Any:
-  """A real number within [low, high] (ends open where asked); finite."""
-  a = _concrete(x)
-  if a is None:
-    return x
-  if a.dtype == np.bool_ or not (
-      np.issubdtype(a.dtype, np.integer) or np.issubdtype(a.dtype, np.floating)
-  ):
-    raise _fail(fn, name, "a real number", x)
-  a = a.astype(np.float64)
-  if not np.all(np.isfinite(a)):
-    raise _fail(fn, name, "finite", x)
-  if low is not None and not np.all(a > low if low_open else a >= low):
-    raise _fail(fn, name, f"{'>' if low_open else '>='} {low}", x)
-  if high is not None and not np.all(a < high if high_open else a <= high):
-    raise _fail(fn, name, f"{'<' if high_open else '<='} {high}", x)
-  if _is_scalar_number(x):
-    return float(x)
-  return x if isinstance(x, jax.Array) else jnp.asarray(a, jnp.float32)
-
-
-def check_int(fn: str, name: str, x: Any, *, low: int = 0) -> Any:
-  """An integer-valued count or boundary >= `low` that fits in int32."""
-  a = _concrete(x)
-  if a is None:
-    return x
-  if a.dtype == np.bool_ or not (
-      np.issubdtype(a.dtype, np.integer) or np.issubdtype(a.dtype, np.floating)
-  ):
-    raise _fail(fn, name, "an integer", x)
-  af = a.astype(np.float64)
-  if not np.all(np.isfinite(af)) or not np.all(af == np.round(af)):
-    raise _fail(fn, name, "an integer", x)
-  if not np.all(af >= low):
-    raise _fail(fn, name, f">= {low}", x)
-  if not np.all(af <= np.iinfo(np.int32).max):
-    raise _fail(fn, name, f"<= {np.iinfo(np.int32).max} (int32)", x)
-  if _is_scalar_number(x):
-    return int(x)
-  return x if isinstance(x, jax.Array) else jnp.asarray(af, jnp.int32)
-
-
-def check_int_sequence(
-    fn: str, name: str, xs: Any, *, low: int = 0, strict: bool = True,
-    allow_empty: bool = False,
-) -> tuple[Any, ...]:
-  """A sorted sequence of integer boundaries (strictly increasing if `strict`)."""
-  if isinstance(xs, (str, bytes)) or not isinstance(
-      xs, (Sequence, np.ndarray, jax.Array)
-  ):
-    raise _fail(fn, name, "a sequence of integers", xs)
-  items = tuple(check_int(fn, f"{name}[{i}]", x, low=low) for i, x in enumerate(xs))
-  if not items and not allow_empty:
-    raise _fail(fn, name, "non-empty", xs)
-  concrete = [_concrete(x) for x in items]
-  if all(c is not None for c in concrete):
-    for i in range(1, len(items)):
-      prev, cur = concrete[i - 1], concrete[i]
-      bad = np.any(cur <= prev) if strict else np.any(cur < prev)
-      if bad:
-        order = "strictly increasing" if strict else "sorted (non-decreasing)"
-        raise _fail(fn, name, order, xs)
-  return items
-
-
-def check_choice(fn: str, name: str, x: Any, choices: Sequence[str]) -> str:
-  if x not in choices:
-    raise _fail(fn, name, f"one of {tuple(choices)}", x)
-  return x
-
-
-def check_bool(fn: str, name: str, x: Any) -> bool:
-  if not isinstance(x, (bool, np.bool_)):
-    raise _fail(fn, name, "a bool", x)
-  return bool(x)
-
-
-def check_schedule(fn: str, name: str, x: Any) -> Schedule:
-  if not isinstance(x, Schedule):
-    raise ValueError(
-        f"{fn}: {name} must be an lrjax schedule (build one with e.g. "
-        f"lrjax.constant), got {x!r}"
-    )
-  return x
+  ``log1p(-rest)`` where ``x > 1/2``: ``log`` of a float32 `x` near 1 would
+  lose the relative precision that `rest` keeps.
+  """
+  return jnp.where(x > 0.5, jnp.log1p(-rest), jnp.log(x))

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 import lrjax
-from lrjax import _base
+from lrjax import _checks, _registry
 from lrjax._base import Schedule
 
 __all__ = ["main", "parse_schedule", "ExpressionError"]
@@ -29,9 +29,10 @@ __all__ = ["main", "parse_schedule", "ExpressionError"]
 _PROG = "lrjax"
 _EXAMPLES = """\
 examples:
-  lrjax plot 'cosine_decay(0.3, decay_steps=9380, warmup_steps=469)' --steps 14070 -o cos.png
+  lrjax plot 'cosine_decay(0.3, warmup_steps=469, decay_steps=13601)' --steps 14070 -o cos.png
   lrjax plot 'step_decay(0.1, step_size=4690, gamma=0.1)' 'constant(0.05)' --steps 14070 --log
   lrjax show 'warmup(constant(0.1), steps=469)' --at 0,100,469,1000
+  lrjax show 'one_cycle(peak_value=0.3, total_steps=14070)' --at 0,4221,14069
   lrjax show 'step_decay(0.1, step_size=30, gamma=0.1)' --json > sched.json
   lrjax show @sched.json --at 0,30,60
 """
@@ -113,7 +114,7 @@ def _from_json(text: str) -> Schedule:
         f"bad JSON at line {e.lineno} col {e.colno}: {e.msg}"
     ) from None
   try:
-    return _base.from_dict(d)
+    return _registry.from_dict(d)
   except ValueError as e:
     raise ExpressionError(f"bad schedule JSON: {_one_line(e)}") from None
 
@@ -189,7 +190,7 @@ class _Evaluator:
     if isinstance(node, ast.Call):
       return self.call(node)
     if isinstance(node, ast.Name):
-      if node.id in _base._CONSTRUCTORS:  # pylint: disable=protected-access
+      if node.id in _registry.names():
         raise self.fail(
             node, f"{node.id!r} is a constructor: call it, e.g. {node.id}(...)"
         )
@@ -226,9 +227,9 @@ class _Evaluator:
     if not isinstance(node.func, ast.Name):
       raise self.not_allowed(node.func, _NODE_NAMES.get(type(node.func), "call of"))
     name = node.func.id
-    fn = _base._CONSTRUCTORS.get(name)  # pylint: disable=protected-access
-    if fn is None:
+    if name not in _registry.names():
       raise self.fail(node.func, f"unknown constructor {name!r}; {_known()}")
+    fn = _registry.lookup(name)
     params = inspect.signature(fn).parameters
     takes_kwargs = any(p.kind is p.VAR_KEYWORD for p in params.values())
     where: dict[str, ast.AST] = {}  # argument name -> its node, for errors
@@ -294,7 +295,7 @@ def _is_number(v: Any) -> bool:
 
 
 def _known() -> str:
-  return "known: " + ", ".join(sorted(_base._CONSTRUCTORS))  # pylint: disable=protected-access
+  return "known: " + ", ".join(_registry.names())
 
 
 def _signature(name: str) -> str:
@@ -305,7 +306,7 @@ def _plain_signature(name: str) -> str:
   """``(init_value, *, decay_steps, end_value=0.0)``: names and defaults only."""
   parts = []
   star_done = False
-  for p in inspect.signature(_base._CONSTRUCTORS[name]).parameters.values():  # pylint: disable=protected-access
+  for p in _registry.signature(name).parameters.values():
     if p.kind is p.VAR_POSITIONAL:
       parts.append(f"*{p.name}")
       star_done = True
@@ -326,7 +327,7 @@ def _parser() -> argparse.ArgumentParser:
       description=(
           "Plot and inspect lrjax learning-rate schedules.\n\n"
           "A SCHEDULE is a call of lrjax constructors with literal arguments,\n"
-          "e.g. 'cosine_decay(0.3, decay_steps=9380, warmup_steps=469)' (see\n"
+          "e.g. 'cosine_decay(0.3, warmup_steps=469, decay_steps=13601)' (see\n"
           "'lrjax list'), a JSON dict as printed by 'show --json', or @file.json."
       ),
       epilog=_EXAMPLES,
@@ -366,7 +367,7 @@ def _positive_int(text: str) -> int:
     n = int(text.replace("_", ""))
   except ValueError:
     raise argparse.ArgumentTypeError(f"expected an integer > 0, got {text!r}") from None
-  if n <= 0 or n > np.iinfo(np.int32).max:
+  if n <= 0 or n > _checks.I32_MAX:
     raise argparse.ArgumentTypeError(f"expected an integer > 0, got {text!r}")
   return n
 
@@ -415,7 +416,7 @@ def _cmd_show(args: argparse.Namespace) -> int:
     print(json.dumps(sched.to_dict()))
   elif args.at is not None:
     steps = np.asarray(args.at, dtype=np.int64)
-    dtype = np.int32 if steps.max() <= np.iinfo(np.int32).max else np.uint32
+    dtype = np.int32 if steps.max() <= _checks.I32_MAX else np.uint32
     values = np.asarray(sched(steps.astype(dtype)))  # one vectorised call
     width = max(len(str(t)) for t in args.at)
     for t, v in zip(args.at, values):
@@ -427,7 +428,7 @@ def _cmd_show(args: argparse.Namespace) -> int:
 
 def _cmd_list(args: argparse.Namespace) -> int:
   del args
-  for name in sorted(_base._CONSTRUCTORS):  # pylint: disable=protected-access
+  for name in _registry.names():
     print(f"{name}{_plain_signature(name)}")
   return 0
 

@@ -1,16 +1,17 @@
-"""Combinators: warmup, sequence, per-epoch indexing and products."""
+"""Combinators: warmup, sequence, per-epoch indexing, products and noise."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
-from lrjax import _base
-from lrjax._base import Schedule, constructor, schedule_class, static_field
+from lrjax import _base, _checks
+from lrjax._base import Schedule, schedule_class, static_field
+from lrjax._registry import constructor
 from lrjax._decay import constant
 
 
@@ -21,7 +22,7 @@ class Product(Schedule):
   def _value(self, step: jax.Array) -> jax.Array:
     out = _base.f32(1.0)
     for s in self.schedules:
-      out = out * s._value(step)  # pylint: disable=protected-access
+      out = out * s.value_at(step)
     return out
 
 
@@ -77,15 +78,13 @@ class Warmup(Schedule):
   steps: Any
   init_value: Any
   shape: str = static_field(default="linear")
+  shift: bool = static_field(default=True)
 
   def _value(self, step: jax.Array) -> jax.Array:
-    target = self.schedule._value(jnp.zeros((), step.dtype))  # pylint: disable=protected-access
-    frac = jnp.clip(_base.f32(step) / jnp.maximum(_base.f32(self.steps), 1.0), 0, 1)
-    if self.shape == "cosine":
-      frac = 0.5 * (1.0 - jnp.cos(math.pi * frac))
-    init = _base.f32(self.init_value)
-    ramp = init + (target - init) * frac
-    after = self.schedule._value(_base.since(step, self.steps))  # pylint: disable=protected-access
+    target = self.schedule.value_at(jnp.zeros((), step.dtype))
+    ramp = _base.along(self.shape, self.init_value, target, step, 0, self.steps)
+    inner = _base.since(step, self.steps) if self.shift else step
+    after = self.schedule.value_at(inner)
     return jnp.where(_base.reached(step, self.steps), after, ramp)
 
 
@@ -96,49 +95,64 @@ def warmup(
     steps: int,
     init_value: float = 0.0,
     shape: str = "linear",
+    shift: bool = True,
 ) -> Warmup:
   """Ramps from `init_value` to ``schedule(0)`` over `steps`, then runs `schedule`.
 
   .. math::
     \\eta(t) = \\begin{cases}
       v_0 + (s(0) - v_0)\\, r(t / \\text{steps}) & t < \\text{steps} \\\\
-      s(t - \\text{steps}) & t \\ge \\text{steps}
+      s(t - \\text{steps}) & t \\ge \\text{steps},\\ \\text{shift} \\\\
+      s(t) & t \\ge \\text{steps},\\ \\text{not shift}
     \\end{cases}
 
   with :math:`r(x) = x` for ``shape="linear"`` and
-  :math:`r(x) = (1 - \\cos \\pi x) / 2` for ``shape="cosine"``. The wrapped
-  schedule's own step count starts after the warmup, so its ``decay_steps``
-  do not include the warmup.
+  :math:`r(x) = (1 - \\cos \\pi x) / 2` for ``shape="cosine"``. With
+  ``shift=True`` the wrapped schedule's own step count starts after the
+  warmup, so its ``decay_steps`` do not include the warmup (timm's
+  ``warmup_prefix=True``). With ``shift=False`` it counts from step 0 and the
+  warmup replaces its first `steps` steps (timm's ``warmup_prefix=False``,
+  timm's default for its cosine, tanh and poly schedulers): the rate goes
+  from the ramp to ``schedule(steps)``.
 
   Args:
     schedule: the schedule to warm up into.
     steps: warmup length, an integer >= 0 (0: `schedule` unchanged).
     init_value: the rate at step 0, >= 0.
     shape: ``"linear"`` or ``"cosine"``.
+    shift: whether `schedule` counts from the end of the warmup (True) or
+      from step 0 (False).
 
   Returns:
     A `Schedule`.
 
   Raises:
     ValueError: if `schedule` is not a schedule, `steps` is not an integer
-      >= 0, `init_value` is negative, or `shape` is unknown.
+      >= 0, `init_value` is negative, `shape` is unknown, or `shift` is not a
+      bool.
 
   Example:
     >>> import lrjax
     >>> s = lrjax.warmup(lrjax.constant(0.4), steps=4)
     >>> print(f"{s(0):.4f} {s(1):.4f} {s(4):.4f}")
     0.0000 0.1000 0.4000
+    >>> s = lrjax.warmup(lrjax.cosine_decay(0.1, decay_steps=100), steps=10,
+    ...                  shift=False)
+    >>> print(f"{s(9):.4f} {s(10):.5f} {s(100):.4f}")
+    0.0900 0.09755 0.0000
 
   References:
     Goyal et al. 2017, "Accurate, Large Minibatch SGD" (gradual warmup);
-    ``torch.optim.lr_scheduler.LinearLR`` chained with ``SequentialLR``.
+    ``torch.optim.lr_scheduler.LinearLR`` chained with ``SequentialLR``;
+    timm's ``warmup_t``, ``warmup_lr_init`` and ``warmup_prefix``.
   """
   fn = "warmup"
   return Warmup(
-      schedule=_base.check_schedule(fn, "schedule", schedule),
-      steps=_base.check_int(fn, "steps", steps, low=0),
-      init_value=_base.check_float(fn, "init_value", init_value, low=0.0),
-      shape=_base.check_choice(fn, "shape", shape, ("linear", "cosine")),
+      schedule=_checks.check_schedule(fn, "schedule", schedule),
+      steps=_checks.check_int(fn, "steps", steps, low=0),
+      init_value=_checks.check_float(fn, "init_value", init_value, low=0.0),
+      shape=_checks.check_choice(fn, "shape", shape, ("linear", "cosine")),
+      shift=_checks.check_bool(fn, "shift", shift),
   )
 
 
@@ -150,7 +164,7 @@ class Sequential(Schedule):
   def _value(self, step: jax.Array) -> jax.Array:
     starts = (0,) + tuple(self.boundaries)
     values = jnp.stack([
-        jnp.broadcast_to(s._value(_base.since(step, b)), step.shape)  # pylint: disable=protected-access
+        jnp.broadcast_to(s.value_at(_base.since(step, b)), step.shape)
         for s, b in zip(self.schedules, starts)
     ], axis=-1)
     index = _base.count_reached(step, self.boundaries)
@@ -193,9 +207,9 @@ def sequence(schedules: Sequence[Schedule], *, boundaries: Sequence[int]) -> Seq
   if isinstance(schedules, (str, bytes)) or not isinstance(schedules, Sequence):
     raise ValueError(f"{fn}: schedules must be a sequence of schedules, got {schedules!r}")
   scheds = tuple(
-      _base.check_schedule(fn, f"schedules[{i}]", s) for i, s in enumerate(schedules)
+      _checks.check_schedule(fn, f"schedules[{i}]", s) for i, s in enumerate(schedules)
   )
-  bounds = _base.check_int_sequence(fn, "boundaries", boundaries, low=1, allow_empty=True)
+  bounds = _checks.check_int_sequence(fn, "boundaries", boundaries, low=1, allow_empty=True)
   if len(scheds) != len(bounds) + 1:
     raise ValueError(
         f"{fn}: needs len(schedules) == len(boundaries) + 1, got "
@@ -211,7 +225,7 @@ class PerEpoch(Schedule):
 
   def _value(self, step: jax.Array) -> jax.Array:
     epoch = _base.floor_div(step, self.steps_per_epoch)
-    return self.schedule._value(epoch.astype(step.dtype))  # pylint: disable=protected-access
+    return self.schedule.value_at(epoch.astype(step.dtype))
 
 
 @constructor
@@ -244,6 +258,142 @@ def per_epoch(schedule: Schedule, *, steps_per_epoch: int) -> PerEpoch:
   """
   fn = "per_epoch"
   return PerEpoch(
-      schedule=_base.check_schedule(fn, "schedule", schedule),
-      steps_per_epoch=_base.check_int(fn, "steps_per_epoch", steps_per_epoch, low=1),
+      schedule=_checks.check_schedule(fn, "schedule", schedule),
+      steps_per_epoch=_checks.check_int(fn, "steps_per_epoch", steps_per_epoch, low=1),
   )
+
+
+# --- with_noise ------------------------------------------------------------------
+
+NOISE_KINDS = ("normal", "uniform")
+
+
+def _step_words(step: jax.Array) -> tuple[jax.Array, jax.Array]:
+  """The step's integer value as two uint32 words (low, high), any dtype.
+
+  A float step counts as its floor; a 32-bit integer has high word 0, so the
+  same step gives the same words whatever its dtype.
+  """
+  if not jnp.issubdtype(step.dtype, jnp.integer):
+    step = jnp.floor(step).astype(jnp.int32)
+  if step.dtype.itemsize > 4:
+    low = (step & 0xFFFFFFFF).astype(jnp.uint32)
+    high = (step >> 32).astype(jnp.uint32)
+    return low, high
+  return step.astype(jnp.uint32), jnp.zeros(step.shape, jnp.uint32)
+
+
+@schedule_class("with_noise")
+class WithNoise(Schedule):
+  schedule: Schedule
+  seed: Any
+  pct: Any
+  std: Any
+  kind: str = static_field(default="normal")
+  begin_step: Any = 0
+  end_step: Any = None
+
+  def noise(self, step: jax.Array) -> jax.Array:
+    """The draw ``n`` at each step (`step` already cast), float32."""
+    low, high = _step_words(step)
+    pct, std = _base.f32(self.pct), _base.f32(self.std)
+    bound = jnp.nextafter(pct, jnp.zeros_like(pct))  # |n| < pct strictly
+    base = jax.random.key(jnp.asarray(self.seed).astype(jnp.uint32))
+
+    def draw(lo, hi):
+      key = jax.random.fold_in(jax.random.fold_in(base, lo), hi)
+      if self.kind == "normal":
+        z = jax.random.truncated_normal(key, -pct / std, pct / std, (), jnp.float32)
+        return z * std
+      return pct * jax.random.uniform(key, (), jnp.float32, -1.0, 1.0)
+
+    n = jax.vmap(draw)(low.reshape(-1), high.reshape(-1)).reshape(step.shape)
+    return jnp.clip(n, -bound, bound)
+
+  def _value(self, step: jax.Array) -> jax.Array:
+    on = _base.reached(step, self.begin_step)
+    if self.end_step is not None:
+      on = on & ~_base.reached(step, self.end_step)
+    factor = jnp.where(on, 1.0 + self.noise(step), 1.0)
+    return self.schedule.value_at(step) * factor
+
+
+@constructor
+def with_noise(
+    schedule: Schedule,
+    *,
+    seed: int,
+    pct: float = 0.67,
+    std: float = 1.0,
+    kind: str = "normal",
+    begin_step: int = 0,
+    end_step: int | None = None,
+) -> WithNoise:
+  """`schedule` times ``1 + n``, ``n`` a random draw per step (timm's LR noise).
+
+  .. math::
+    \\eta(t) = s(t)\\, (1 + n_t) \\quad \\text{for } b \\le t < e,
+    \\qquad \\eta(t) = s(t) \\text{ elsewhere}
+
+  with :math:`b` = `begin_step`, :math:`e` = `end_step` (:math:`\\infty` for
+  None) and :math:`n_t` drawn with `jax.random` from the key
+  ``fold_in(fold_in(key(seed), lo), hi)``, ``lo`` and ``hi`` the low and high
+  32 bits of the step: a pure function of ``(seed, step)``, so the same on
+  every device, under `jax.jit` or not, and after a resume. For
+  ``kind="normal"``, :math:`n_t \\sim \\mathcal N(0, \\text{std}^2)`
+  truncated to :math:`|n_t| < \\text{pct}` (timm resamples until
+  ``abs(noise) < noise_pct``); for ``kind="uniform"``, :math:`n_t` is uniform
+  on :math:`(-\\text{pct}, \\text{pct})` (`std` unused).
+
+  This is timm's ``noise_range_t=(begin_step, end_step)`` (or
+  ``noise_range_t=begin_step`` with ``end_step=None``), ``noise_type=kind``,
+  ``noise_pct=pct``, ``noise_seed=seed``, in law, not draw for draw: timm
+  seeds a ``torch.Generator`` with ``noise_seed + t``. timm's normal draw is
+  ``torch.randn`` (unit variance, whatever its ``noise_std``): ``std=1.0``.
+
+  Args:
+    schedule: the schedule to perturb.
+    seed: the noise's seed, an integer >= 0.
+    pct: the bound on ``|n|``, a number in (0, 1).
+    std: the standard deviation of the normal before truncation, > 0.
+    kind: ``"normal"`` or ``"uniform"``.
+    begin_step: the first noisy step, an integer >= 0.
+    end_step: None (noise forever) or the first step without noise again, an
+      integer > `begin_step`.
+
+  Returns:
+    A `Schedule`.
+
+  Raises:
+    ValueError: if `schedule` is not a schedule, `seed` is not an integer
+      >= 0, `pct` is not in (0, 1), `std` is not a finite number > 0, `kind`
+      is unknown, `begin_step` is not an integer >= 0, or `end_step` is not
+      None or an integer > `begin_step`.
+
+  Example:
+    >>> import lrjax
+    >>> s = lrjax.with_noise(lrjax.constant(0.1), seed=0, begin_step=10)
+    >>> print(f"{s(9):.4f}", bool(abs(s(10) - 0.1) < 0.067), bool(s(10) == s(10)))
+    0.1000 True True
+
+  References:
+    timm ``Scheduler`` (``noise_range_t``, ``noise_type``, ``noise_pct``,
+    ``noise_seed``).
+  """
+  fn = "with_noise"
+  schedule = _checks.check_schedule(fn, "schedule", schedule)
+  seed = _checks.check_int(fn, "seed", seed, low=0)
+  pct = _checks.check_float(fn, "pct", pct, low=0.0, high=1.0, low_open=True,
+                            high_open=True)
+  std = _checks.check_float(fn, "std", std, low=0.0, low_open=True)
+  kind = _checks.check_choice(fn, "kind", kind, NOISE_KINDS)
+  begin_step = _checks.check_int(fn, "begin_step", begin_step, low=0)
+  if end_step is not None:
+    end_step = _checks.check_int(fn, "end_step", end_step, low=1)
+    kb, ke = _checks.concrete(begin_step), _checks.concrete(end_step)
+    if kb is not None and ke is not None and np.any(ke <= kb):
+      raise ValueError(
+          f"{fn}: end_step must be > begin_step, got begin_step={begin_step!r}, "
+          f"end_step={end_step!r}")
+  return WithNoise(schedule=schedule, seed=seed, pct=pct, std=std, kind=kind,
+                   begin_step=begin_step, end_step=end_step)

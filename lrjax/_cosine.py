@@ -10,67 +10,64 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lrjax import _base
-from lrjax._base import Schedule, constructor, schedule_class, static_field
-
-_I32_MAX = int(np.iinfo(np.int32).max)
-
-
-# --- helpers -------------------------------------------------------------------
+from lrjax import _base, _checks
+from lrjax._base import Schedule, schedule_class, static_field
+from lrjax._registry import constructor
 
 
-def _progress(step: jax.Array, start: jax.Array, span: jax.Array):
-  """Float32 ``(done, left, span)`` of a phase of `span` steps from `start`.
+def _check_warmup_decay(
+    fn: str, peak_value: Any, warmup_steps: Any, decay_steps: Any,
+    init_value: Any, end_value: Any, *, stable_steps: Any = None,
+) -> tuple[Any, Any, Any, Any, Any, Any]:
+  """The checks of a warmup to `peak_value`, a flat part (unless None), a decay."""
+  peak_value = _checks.check_float(fn, "peak_value", peak_value, low=0.0)
+  warmup_steps = _checks.check_int(fn, "warmup_steps", warmup_steps, low=0)
+  if stable_steps is not None:
+    stable_steps = _checks.check_int(fn, "stable_steps", stable_steps, low=0)
+  decay_steps = _checks.check_int(fn, "decay_steps", decay_steps, low=1)
+  init_value = _checks.check_float(fn, "init_value", init_value, low=0.0)
+  end_value = _checks.check_float(fn, "end_value", end_value, low=0.0)
+  lengths = {"warmup_steps": warmup_steps, "stable_steps": stable_steps,
+             "decay_steps": decay_steps}
+  if stable_steps is None:  # the constructors without a flat part
+    del lengths["stable_steps"]
+  _checks.check_sum(fn, list(lengths), list(lengths.values()))
+  _checks.warn_rising(fn, "peak_value", peak_value, "end_value", end_value)
+  return peak_value, warmup_steps, stable_steps, decay_steps, init_value, end_value
 
-  `start` and `span` are in the step's dtype; the counts are taken there
-  (exact for integer steps) and clipped to ``[0, span]``, then cast. The span
-  is at least 1 so that an empty phase does not divide by zero.
+
+def _position_weights(done, left, span, k):
+  """``(z**k, 1 - z**k)`` for ``z = done / span`` (timm's k-decay position).
+
+  At ``k == 1`` each is its own count over `span` (exact at both ends);
+  otherwise ``1 - z**k`` is ``-expm1(k log z)``, precise near ``z = 1``.
   """
-  k = jnp.minimum(_base.since(step, start), span)
-  done = _base.f32(k)
-  left = _base.f32(span - k)
-  return done, left, jnp.maximum(_base.f32(span), 1.0)
+  z, r = done / span, left / span
+  k = _base.f32(k)
+  one = k == 1.0
+  zk = jnp.where(one, z, z**k)
+  rk = jnp.where(one, r, -jnp.expm1(k * _base.log_from(z, r)))
+  return zk, rk
 
 
-def _linear_ramp(step: jax.Array, steps: Any, start: jax.Array, target: jax.Array):
-  """``start + (target - start) * step / steps`` (used for ``step < steps``)."""
-  frac = _base.f32(step) / jnp.maximum(_base.f32(steps), 1.0)
-  return start + (target - start) * frac
+def _cosine_weights(done, left, span, *, cycles=0.5, k=1.0):
+  """``(w, 1 - w)``, ``w = (1 + cos(2 pi c z**k)) / 2``, ``z = done / span``.
 
-
-def _check_order(fn: str, small: str, a: Any, big: str, b: Any) -> None:
-  ka, kb = _base.known(a), _base.known(b)
-  if ka is not None and kb is not None and np.any(ka > kb):
-    raise ValueError(f"{fn}: {small} must be <= {big}, got {small}={a!r}, {big}={b!r}")
-
-
-def _warn_rising(fn: str, start: str, a: Any, end: str, b: Any) -> None:
-  ka, kb = _base.known(a), _base.known(b)
-  if ka is not None and kb is not None and np.any(kb > ka):
-    warnings.warn(
-        f"{fn}: {end}={b!r} > {start}={a!r}: the rate rises instead of decaying",
-        stacklevel=3,
-    )
-
-
-def _check_warmup_then_decay(
-    fn: str, init_value: Any, decay_steps: Any, end_value: Any, warmup_steps: Any, what: str
-) -> tuple[Any, Any, Any, Any]:
-  """The checks shared by decays whose `decay_steps` include a warmup."""
-  init_value = _base.check_float(fn, "init_value", init_value, low=0.0)
-  decay_steps = _base.check_int(fn, "decay_steps", decay_steps, low=1)
-  end_value = _base.check_float(fn, "end_value", end_value, low=0.0)
-  warmup_steps = _base.check_int(fn, "warmup_steps", warmup_steps, low=0)
-  _check_order(fn, "warmup_steps", warmup_steps, "decay_steps", decay_steps)
-  w, d = _base.known(warmup_steps), _base.known(decay_steps)
-  if w is not None and d is not None and np.any(w == d):
-    warnings.warn(
-        f"{fn}: warmup_steps == decay_steps == {decay_steps!r} leaves no "
-        f"{what} at decay_steps (decay_steps includes the warmup)",
-        stacklevel=3,
-    )
-  _warn_rising(fn, "init_value", init_value, "end_value", end_value)
-  return init_value, decay_steps, end_value, warmup_steps
+  `c` = `cycles` (0.5: half a wave, from 1 down to 0). For ``c == 0.5`` each
+  weight is a squared sine of its own position (``sin(pi (1 - z**k) / 2)**2``
+  and ``sin(pi z**k / 2)**2``), so both keep float32 relative precision at
+  both ends; for other `c`, ``cos(pi c z**k)**2`` and ``sin(pi c z**k)**2``.
+  """
+  zk, rk = _position_weights(done, left, span, k)
+  c = _base.f32(cycles)
+  half = c == 0.5
+  w_half = jnp.sin((0.5 * np.pi) * rk)
+  v_half = jnp.sin((0.5 * np.pi) * zk)
+  w_any = jnp.cos(np.pi * c * zk)
+  v_any = jnp.sin(np.pi * c * zk)
+  w = jnp.where(half, w_half, w_any)
+  v = jnp.where(half, v_half, v_any)
+  return w * w, v * v
 
 
 # --- cosine_decay --------------------------------------------------------------
@@ -78,90 +75,125 @@ def _check_warmup_then_decay(
 
 @schedule_class("cosine_decay")
 class CosineDecay(Schedule):
-  init_value: Any
+  peak_value: Any
   decay_steps: Any
   end_value: Any
   warmup_steps: Any
-  warmup_init: Any
+  init_value: Any
+  exponent: Any = 1.0
+  cycles: Any = 0.5
+  k_decay: Any = 1.0
 
   def _value(self, step: jax.Array) -> jax.Array:
-    init, end = _base.f32(self.init_value), _base.f32(self.end_value)
-    w = _base.like_step(step, self.warmup_steps)
-    span = _base.like_step(step, self.decay_steps) - w
-    up, down = _base.cosine_weights(*_progress(step, w, span))
-    decay = init * up + end * down
-    ramp = _linear_ramp(step, self.warmup_steps, _base.f32(self.warmup_init), init)
-    value = jnp.where(_base.reached(step, self.warmup_steps), decay, ramp)
-    return jnp.where(_base.reached(step, self.decay_steps), end, value)
+    w = self.warmup_steps
+    ramp = _base.along("linear", self.init_value, self.peak_value, step, 0, w)
+    up, down = _cosine_weights(*_base.progress(step, w, self.decay_steps),
+                               cycles=self.cycles, k=self.k_decay)
+    # optax's exponent: the cosine's weight w becomes w**exponent, and 1 - w**e
+    # is taken as -expm1(e log w) so that it keeps its precision near w = 1.
+    e = _base.f32(self.exponent)
+    one = e == 1.0
+    up_e = jnp.where(one, up, up**e)
+    down_e = jnp.where(one, down, -jnp.expm1(e * _base.log_from(up, down)))
+    decay = _base.f32(self.peak_value) * up_e + _base.f32(self.end_value) * down_e
+    return jnp.where(_base.reached(step, w), decay, ramp)
 
 
 @constructor
 def cosine_decay(
-    init_value: float,
+    peak_value: float,
     *,
     decay_steps: int,
     end_value: float = 0.0,
     warmup_steps: int = 0,
-    warmup_init: float = 0.0,
+    init_value: float = 0.0,
+    exponent: float = 1.0,
+    cycles: float = 0.5,
+    k_decay: float = 1.0,
 ) -> CosineDecay:
-  r"""Half a cosine from `init_value` to `end_value`, after an optional warmup.
+  r"""Half a cosine from `peak_value` to `end_value`, after an optional warmup.
 
   .. math::
     \eta(t) = \begin{cases}
-      v_w + (v_0 - v_w)\, t / W & t < W \\
-      v_e + \tfrac12 (v_0 - v_e)\left(1 + \cos\left(\pi \frac{t - W}{D - W}
-        \right)\right) & W \le t < D \\
-      v_e & t \ge D
+      v_i + (v_p - v_i)\, t / W & t < W \\
+      v_e + (v_p - v_e) \left(\tfrac12 \left(1 + \cos\left(2 \pi c\,
+        z^\kappa \right)\right)\right)^k, \quad z = \frac{t - W}{D}
+        & W \le t < W + D \\
+      \eta(W + D) & t \ge W + D
     \end{cases}
 
-  with :math:`v_0` = `init_value`, :math:`v_e` = `end_value`, :math:`v_w` =
-  `warmup_init`, :math:`W` = `warmup_steps`, :math:`D` = `decay_steps`.
-  `decay_steps` is the total length and **includes the warmup**: the cosine
-  runs over the ``decay_steps - warmup_steps`` steps after it and the rate is
-  `end_value` from ``step == decay_steps`` on.
+  with :math:`v_p` = `peak_value`, :math:`v_e` = `end_value`, :math:`v_i` =
+  `init_value`, :math:`W` = `warmup_steps`, :math:`D` = `decay_steps`,
+  :math:`k` = `exponent` (1: the plain cosine; optax's ``exponent``),
+  :math:`c` = `cycles` (0.5: half a wave, down to `end_value`; Hugging Face's
+  ``num_cycles``) and :math:`\kappa` = `k_decay` (1: the plain position;
+  timm's ``k_decay``, arXiv 2004.05909). After the decay the rate holds the
+  value it reached at its end, which is `end_value` for ``cycles=0.5`` (for
+  other `cycles` Hugging Face's formula goes on along the cosine). Each
+  length counts its own phase: a linear warmup of `warmup_steps` from
+  `init_value` to `peak_value`, then the cosine over the `decay_steps` after
+  it; the rate is `end_value` from ``step == warmup_steps + decay_steps`` on.
+  Without warmup the rate at step 0 is `peak_value` (`init_value` is unused).
 
   Without warmup this is PyTorch's ``CosineAnnealingLR(T_max=decay_steps,
   eta_min=end_value)`` for steps up to ``T_max`` (PyTorch updates
   recursively, equal to its closed form up to float64 rounding), after which
   PyTorch climbs back up and this schedule holds `end_value`. With warmup it is
-  ``CosineScheduler(max_update=decay_steps, base_lr=init_value,
-  final_lr=end_value, warmup_steps=warmup_steps,
-  warmup_begin_lr=warmup_init)`` of "Dive into Deep Learning". Keras'
-  ``CosineDecay(initial_learning_rate, decay_steps, alpha, warmup_target,
-  warmup_steps)`` is ``cosine_decay(warmup_target,
-  decay_steps=decay_steps + warmup_steps, end_value=alpha * warmup_target,
-  warmup_steps=warmup_steps, warmup_init=initial_learning_rate)`` (Keras does
-  not count the warmup in its ``decay_steps``, and its ``alpha`` is relative).
+  ``CosineScheduler(max_update=warmup_steps + decay_steps, base_lr=peak_value,
+  final_lr=end_value, warmup_steps=warmup_steps, warmup_begin_lr=init_value)``
+  of "Dive into Deep Learning", and Keras' ``CosineDecay(
+  initial_learning_rate=init_value, decay_steps, alpha, warmup_target=peak_value,
+  warmup_steps)`` with ``end_value = alpha * peak_value``. optax's
+  ``warmup_cosine_decay_schedule(init_value, peak_value, warmup_steps,
+  decay_steps, end_value, exponent)`` counts the warmup in its
+  ``decay_steps``: it is ``cosine_decay(peak_value,
+  decay_steps=decay_steps - warmup_steps, ...)``; optax's
+  ``cosine_decay_schedule(init_value, decay_steps, alpha, exponent)`` is
+  ``cosine_decay(init_value, decay_steps=decay_steps,
+  end_value=alpha * init_value, exponent=exponent)``.
 
   Args:
-    init_value: the peak rate, reached at ``step == warmup_steps``; >= 0.
-    decay_steps: the total length, warmup included; an integer > 0.
-    end_value: the rate from ``step == decay_steps`` on; >= 0.
-    warmup_steps: linear warmup length, an integer in ``[0, decay_steps]``.
-    warmup_init: the rate at step 0 when ``warmup_steps > 0``; >= 0.
+    peak_value: the rate the warmup reaches at ``step == warmup_steps`` (the
+      rate at step 0 without warmup); >= 0.
+    decay_steps: the length of the cosine after the warmup, an integer > 0.
+    end_value: the rate from ``step == warmup_steps + decay_steps`` on; >= 0.
+    warmup_steps: the length of the linear warmup, an integer >= 0.
+    init_value: the rate at step 0 when ``warmup_steps > 0``; >= 0.
+    exponent: the power of the cosine's weight, a finite number > 0.
+    cycles: the number of cosine waves over the decay, a finite number > 0
+      (0.5: half a wave).
+    k_decay: the power of the position in the decay, a finite number > 0.
 
   Returns:
     A `Schedule`.
 
   Raises:
     ValueError: if a rate is negative or not finite, `decay_steps` is not an
-      integer > 0, `warmup_steps` is not an integer >= 0, or
-      ``warmup_steps > decay_steps``.
+      integer > 0, `warmup_steps` is not an integer >= 0,
+      ``warmup_steps + decay_steps`` is past 2**31 - 1, or `exponent`,
+      `cycles` or `k_decay` is not a finite number > 0.
 
   Warns:
-    UserWarning: if ``warmup_steps == decay_steps`` (no cosine at all: the
-      rate drops from `init_value` to `end_value` at ``step == decay_steps``)
-      or ``end_value > init_value`` (the "decay" rises).
+    UserWarning: if ``end_value > peak_value`` (the "decay" rises).
 
   Example:
     >>> import lrjax
     >>> s = lrjax.cosine_decay(0.1, decay_steps=100)
     >>> print(f"{s(0):.4f} {s(50):.4f} {s(100):.4f} {s(500):.4f}")
     0.1000 0.0500 0.0000 0.0000
-    >>> s = lrjax.cosine_decay(0.1, decay_steps=110, warmup_steps=10,
+    >>> s = lrjax.cosine_decay(0.1, warmup_steps=10, decay_steps=100,
     ...                        end_value=0.01)
     >>> print(f"{s(5):.4f} {s(10):.4f} {s(60):.4f} {s(110):.4f}")
     0.0500 0.1000 0.0550 0.0100
+    >>> s = lrjax.cosine_decay(0.1, decay_steps=100, exponent=2.0)
+    >>> print(f"{s(50):.4f}")
+    0.0250
+    >>> s = lrjax.cosine_decay(0.1, decay_steps=100, cycles=1.0)
+    >>> print(f"{s(25):.4f} {s(50):.4f} {s(100):.4f}")
+    0.0500 0.0000 0.1000
+    >>> s = lrjax.cosine_decay(0.1, decay_steps=100, k_decay=2.0)
+    >>> print(f"{s(50):.4f}")
+    0.0854
 
   References:
     Loshchilov & Hutter 2017, "SGDR: Stochastic Gradient Descent with Warm
@@ -169,19 +201,29 @@ def cosine_decay(
     ``torch.optim.lr_scheduler.CosineAnnealingLR``; Zhang et al., "Dive into
     Deep Learning", section 12.11 (``CosineScheduler``);
     ``keras.optimizers.schedules.CosineDecay``;
-    ``optax.warmup_cosine_decay_schedule``.
+    ``optax.warmup_cosine_decay_schedule``; Hugging Face
+    ``get_cosine_schedule_with_warmup`` (``num_cycles``); timm
+    ``CosineLRScheduler`` (``k_decay``); Zhang et al. 2020, "k-decay: A New
+    Method For Learning Rate Schedule" (arXiv 2004.05909).
   """
-  fn = "cosine_decay"
-  init_value, decay_steps, end_value, warmup_steps = _check_warmup_then_decay(
-      fn, init_value, decay_steps, end_value, warmup_steps,
-      "cosine: the rate drops from init_value to end_value")
-  warmup_init = _base.check_float(fn, "warmup_init", warmup_init, low=0.0)
+  peak_value, warmup_steps, _, decay_steps, init_value, end_value = (
+      _check_warmup_decay("cosine_decay", peak_value, warmup_steps, decay_steps,
+                          init_value, end_value))
+  exponent = _checks.check_float("cosine_decay", "exponent", exponent, low=0.0,
+                                 low_open=True)
+  cycles = _checks.check_float("cosine_decay", "cycles", cycles, low=0.0,
+                               low_open=True)
+  k_decay = _checks.check_float("cosine_decay", "k_decay", k_decay, low=0.0,
+                                low_open=True)
   return CosineDecay(
-      init_value=init_value,
+      peak_value=peak_value,
       decay_steps=decay_steps,
       end_value=end_value,
       warmup_steps=warmup_steps,
-      warmup_init=warmup_init,
+      init_value=init_value,
+      exponent=exponent,
+      cycles=cycles,
+      k_decay=k_decay,
   )
 
 
@@ -195,6 +237,9 @@ class CosineRestarts(Schedule):
   t_mul: Any
   m_mul: Any
   end_value: Any
+  cycle_limit: Any = None
+  k_decay: Any = 1.0
+  scale_peak: bool = static_field(default=False)
 
   def _cycles_uniform(self, step: jax.Array):
     """Cycle index and position for ``t_mul == 1``, exact in the step's dtype."""
@@ -242,9 +287,13 @@ class CosineRestarts(Schedule):
         for a, b in zip(self._cycles_uniform(step), self._cycles_geometric(step))
     ]
     i, done, left, span = parts
-    peak = end + (init - end) * _base.f32(self.m_mul) ** i
-    up, down = _base.cosine_weights(done, left, span)
-    return peak * up + end * down
+    factor = _base.f32(self.m_mul) ** i
+    peak = init * factor if self.scale_peak else end + (init - end) * factor
+    up, down = _cosine_weights(done, left, span, k=self.k_decay)
+    value = peak * up + end * down
+    if self.cycle_limit is None:
+      return value
+    return jnp.where(i < _base.f32(self.cycle_limit), value, end)
 
 
 @constructor
@@ -255,20 +304,32 @@ def cosine_restarts(
     t_mul: float = 1.0,
     m_mul: float = 1.0,
     end_value: float = 0.0,
+    cycle_limit: int | None = None,
+    k_decay: float = 1.0,
+    scale_peak: bool = False,
 ) -> CosineRestarts:
   r"""Cosine annealing with warm restarts (SGDR).
 
   .. math::
-    \eta(t) = v_e + (v_0 - v_e)\, m^{i}\, \tfrac12\left(1 + \cos\left(\pi
-      \frac{t - S_i}{T_i}\right)\right), \quad
-    T_i = C\, \tau^i, \quad S_i = \sum_{k < i} T_k \le t < S_{i+1}
+    \eta(t) = \begin{cases}
+      v_e + (P_i - v_e)\, \tfrac12\left(1 + \cos\left(\pi
+        \left(\frac{t - S_i}{T_i}\right)^\kappa\right)\right) & i < L \\
+      v_e & i \ge L
+    \end{cases}, \quad
+    T_i = C\, \tau^i, \quad S_i = \sum_{j < i} T_j \le t < S_{i+1}
 
   with :math:`v_0` = `init_value`, :math:`v_e` = `end_value`, :math:`C` =
-  `cycle_steps`, :math:`\tau` = `t_mul`, :math:`m` = `m_mul`. Cycle ``i``
-  starts at step :math:`S_i` (the first integer step at or after it, when
-  `t_mul` is not an integer), lasts :math:`C \tau^i` steps and starts at
-  :math:`v_e + (v_0 - v_e) m^i`, which is ``init_value * m_mul**i`` when
-  ``end_value == 0``. There is no warmup and no end: the cycles go on.
+  `cycle_steps`, :math:`\tau` = `t_mul`, :math:`m` = `m_mul`, :math:`\kappa`
+  = `k_decay` (timm's, arXiv 2004.05909), :math:`L` = `cycle_limit`
+  (:math:`\infty` for None), and the peak of cycle ``i``
+  :math:`P_i = v_e + (v_0 - v_e) m^i` (`m_mul` scales the amplitude above
+  `end_value`, as Keras does) or, with ``scale_peak=True``,
+  :math:`P_i = v_0 m^i` (timm's ``cycle_decay``; the two agree when
+  ``end_value == 0``). Cycle ``i`` starts at step :math:`S_i` (the first
+  integer step at or after it, when `t_mul` is not an integer) and lasts
+  :math:`C \tau^i` steps. There is no warmup; without `cycle_limit` the
+  cycles go on, with it the rate is `end_value` from the start of cycle
+  `cycle_limit` on (timm's ``cycle_limit``).
 
   With an integer `t_mul` and ``m_mul=1`` this is PyTorch's
   ``CosineAnnealingWarmRestarts(T_0=cycle_steps, T_mult=t_mul,
@@ -277,7 +338,11 @@ def cosine_restarts(
   m_mul, alpha)`` with ``end_value = alpha * init_value`` (Keras' `alpha` is
   relative to the initial rate; Keras, too, scales the amplitude above the
   floor by ``m_mul**i``). Note that Keras' default ``t_mul`` is 2.0; here it
-  is 1.0, as in PyTorch.
+  is 1.0, as in PyTorch. timm's ``CosineLRScheduler(t_initial, lr_min,
+  cycle_mul, cycle_decay, cycle_limit, k_decay)`` (without warmup) is
+  ``cosine_restarts(lr, cycle_steps=t_initial, t_mul=cycle_mul,
+  m_mul=cycle_decay, end_value=lr_min, cycle_limit=cycle_limit,
+  k_decay=k_decay, scale_peak=True)``.
 
   Precision: with ``t_mul == 1`` the cycle and the position in it are
   computed in the step's integer dtype, exact at any step. Otherwise they are
@@ -297,6 +362,11 @@ def cosine_restarts(
     m_mul: each cycle's amplitude above `end_value` is `m_mul` times the one
       before; > 0.
     end_value: the floor each cycle decays towards, >= 0.
+    cycle_limit: None (no limit) or the number of cycles, an integer >= 1,
+      after which the rate holds at `end_value`.
+    k_decay: the power of the position in each cycle, a finite number > 0.
+    scale_peak: `m_mul` scales each cycle's peak (timm) instead of its
+      amplitude above `end_value` (Keras).
 
   Returns:
     A `Schedule`.
@@ -304,7 +374,9 @@ def cosine_restarts(
   Raises:
     ValueError: if a rate is negative or not finite, `cycle_steps` is not an
       integer > 0, ``t_mul < 1`` (shrinking cycles would end the schedule at
-      a finite step) or ``m_mul <= 0``.
+      a finite step), ``m_mul <= 0``, `cycle_limit` is not None or an
+      integer >= 1, `k_decay` is not a finite number > 0, or `scale_peak` is
+      not a bool.
 
   Warns:
     UserWarning: if ``m_mul > 1`` (the peaks grow without bound, to ``inf``)
@@ -315,38 +387,47 @@ def cosine_restarts(
     >>> s = lrjax.cosine_restarts(0.1, cycle_steps=10, t_mul=2.0, m_mul=0.5)
     >>> print(f"{s(0):.4f} {s(5):.4f} {s(10):.4f} {s(20):.4f} {s(30):.4f}")
     0.1000 0.0500 0.0500 0.0250 0.0250
+    >>> s = lrjax.cosine_restarts(0.1, cycle_steps=10, m_mul=0.5,
+    ...                           end_value=0.02, scale_peak=True, cycle_limit=2)
+    >>> print(f"{s(10):.4f} {s(15):.4f} {s(20):.4f} {s(99):.4f}")
+    0.0500 0.0350 0.0200 0.0200
 
   References:
     Loshchilov & Hutter 2017, "SGDR: Stochastic Gradient Descent with Warm
     Restarts"; ``torch.optim.lr_scheduler.CosineAnnealingWarmRestarts``;
     ``keras.optimizers.schedules.CosineDecayRestarts``;
-    ``optax.sgdr_schedule``.
+    ``optax.sgdr_schedule``; timm ``CosineLRScheduler``.
   """
   fn = "cosine_restarts"
-  init_value = _base.check_float(fn, "init_value", init_value, low=0.0)
-  cycle_steps = _base.check_int(fn, "cycle_steps", cycle_steps, low=1)
-  t_mul = _base.check_float(fn, "t_mul", t_mul, low=1.0)
-  m_mul = _base.check_float(fn, "m_mul", m_mul, low=0.0, low_open=True)
-  end_value = _base.check_float(fn, "end_value", end_value, low=0.0)
-  km = _base.known(m_mul)
+  init_value = _checks.check_float(fn, "init_value", init_value, low=0.0)
+  cycle_steps = _checks.check_int(fn, "cycle_steps", cycle_steps, low=1)
+  t_mul = _checks.check_float(fn, "t_mul", t_mul, low=1.0)
+  m_mul = _checks.check_float(fn, "m_mul", m_mul, low=0.0, low_open=True)
+  end_value = _checks.check_float(fn, "end_value", end_value, low=0.0)
+  if cycle_limit is not None:
+    cycle_limit = _checks.check_int(fn, "cycle_limit", cycle_limit, low=1)
+  k_decay = _checks.check_float(fn, "k_decay", k_decay, low=0.0, low_open=True)
+  scale_peak = _checks.check_bool(fn, "scale_peak", scale_peak)
+  km = _checks.concrete(m_mul)
   if km is not None and np.any(km > 1):
     warnings.warn(
         f"{fn}: m_mul={m_mul!r} > 1 grows the peaks without bound (to inf)",
         stacklevel=2,
     )
-  _warn_rising(fn, "init_value", init_value, "end_value", end_value)
+  _checks.warn_rising(fn, "init_value", init_value, "end_value", end_value)
   return CosineRestarts(
       init_value=init_value,
       cycle_steps=cycle_steps,
       t_mul=t_mul,
       m_mul=m_mul,
       end_value=end_value,
+      cycle_limit=cycle_limit,
+      k_decay=k_decay,
+      scale_peak=scale_peak,
   )
 
 
 # --- warmup_stable_decay -------------------------------------------------------
-
-_WSD_SHAPES = ("linear", "cosine", "1-sqrt")
 
 
 @schedule_class("warmup_stable_decay")
@@ -358,40 +439,39 @@ class WarmupStableDecay(Schedule):
   init_value: Any
   end_value: Any
   decay_shape: str = static_field(default="linear")
+  warmup_shape: str = static_field(default="linear")
 
   def _value(self, step: jax.Array) -> jax.Array:
-    peak, end = _base.f32(self.peak_value), _base.f32(self.end_value)
     w = _base.like_step(step, self.warmup_steps)
     start = w + _base.like_step(step, self.stable_steps)
-    done, left, span = _progress(step, start, _base.like_step(step, self.decay_steps))
-    if self.decay_shape == "linear":
-      up, down = left / span, done / span
-    elif self.decay_shape == "cosine":
-      up, down = _base.cosine_weights(done, left, span)
-    else:  # "1-sqrt": 1 - sqrt(p) = (1 - p) / (1 + sqrt(p)), exact near p = 1
-      down = jnp.sqrt(done / span)
-      up = (left / span) / (1.0 + down)
-    decay = peak * up + end * down
-    ramp = _linear_ramp(step, self.warmup_steps, _base.f32(self.init_value), peak)
+    # The warmup's weight on the peak is f(1 - p) for the decay shape f (p,
+    # (1 - cos pi p) / 2, 1 - sqrt(1 - p)): the shape's weights with the
+    # counts done and left swapped.
+    done, left, span = _base.progress(step, 0, w)
+    to_peak, to_init = _base.shape_weights(self.warmup_shape, left, done, span)
+    ramp = _base.f32(self.peak_value) * to_peak + _base.f32(self.init_value) * to_init
+    decay = _base.along(self.decay_shape, self.peak_value, self.end_value, step,
+                        start, self.decay_steps)
     return jnp.where(_base.reached(step, w), decay, ramp)
 
 
 @constructor
 def warmup_stable_decay(
-    *,
     peak_value: float,
+    *,
     warmup_steps: int,
     stable_steps: int,
     decay_steps: int,
     init_value: float = 0.0,
     end_value: float = 0.0,
     decay_shape: str = "linear",
+    warmup_shape: str = "linear",
 ) -> WarmupStableDecay:
   r"""Warmup, a flat stretch at the peak, then a short decay ("WSD").
 
   .. math::
     \eta(t) = \begin{cases}
-      v_i + (v_p - v_i)\, t / W & t < W \\
+      v_i + (v_p - v_i)\, g(t / W) & t < W \\
       v_p & W \le t < W + S \\
       v_e + (v_p - v_e)\, f(p), \quad p = \frac{t - W - S}{D}
         & W + S \le t < W + S + D \\
@@ -402,19 +482,29 @@ def warmup_stable_decay(
   `end_value`, :math:`W, S, D` = `warmup_steps`, `stable_steps`,
   `decay_steps`, and the decay shape :math:`f(p) = 1 - p` (``"linear"``),
   :math:`(1 + \cos \pi p) / 2` (``"cosine"``) or :math:`1 - \sqrt{p}`
-  (``"1-sqrt"``, the cooldown Hägele et al. found best). The three lengths
-  follow each other: `decay_steps` counts the decay phase only and **does not
-  include the warmup** (nor the stable phase); the schedule ends at step
+  (``"1-sqrt"``, the cooldown Hägele et al. found best), and the warmup shape
+  :math:`g(p) = p` (``"linear"``), :math:`(1 - \cos \pi p) / 2`
+  (``"cosine"``) or :math:`1 - \sqrt{1 - p}` (``"1-sqrt"``), Hugging Face's
+  warmup formulas. Each length counts
+  its own phase, one after the other: the schedule ends at step
   ``warmup_steps + stable_steps + decay_steps`` and holds `end_value` after.
 
+  Hugging Face's ``get_wsd_schedule(num_warmup_steps, num_decay_steps,
+  num_stable_steps=S, warmup_type, decay_type, min_lr_ratio=r)`` is
+  ``warmup_stable_decay(lr, warmup_steps=num_warmup_steps, stable_steps=S,
+  decay_steps=num_decay_steps, init_value=r * lr, end_value=r * lr,
+  warmup_shape=warmup_type, decay_shape=decay_type)`` (its ``num_cycles``
+  other than 0.5 has no counterpart here).
+
   Args:
-    peak_value: the rate of the stable phase, >= 0.
+    peak_value: the rate the warmup reaches and the stable phase holds, >= 0.
     warmup_steps: linear warmup length, an integer >= 0.
     stable_steps: length of the flat phase, an integer >= 0.
     decay_steps: length of the decay phase, an integer > 0.
     init_value: the rate at step 0 when ``warmup_steps > 0``; >= 0.
     end_value: the rate at the end of the decay and after; >= 0.
     decay_shape: ``"linear"``, ``"cosine"`` or ``"1-sqrt"``.
+    warmup_shape: ``"linear"``, ``"cosine"`` or ``"1-sqrt"``.
 
   Returns:
     A `Schedule`.
@@ -422,39 +512,33 @@ def warmup_stable_decay(
   Raises:
     ValueError: if a rate is negative or not finite, a length is not an
       integer (``decay_steps`` > 0, the others >= 0), the three lengths add up
-      past 2**31 - 1, or `decay_shape` is unknown.
+      past 2**31 - 1, or `decay_shape` or `warmup_shape` is unknown.
 
   Warns:
     UserWarning: if ``end_value > peak_value`` (the "decay" rises).
 
   Example:
     >>> import lrjax
-    >>> s = lrjax.warmup_stable_decay(peak_value=0.1, warmup_steps=10,
-    ...                               stable_steps=80, decay_steps=10,
-    ...                               decay_shape="1-sqrt")
+    >>> s = lrjax.warmup_stable_decay(0.1, warmup_steps=10, stable_steps=80,
+    ...                               decay_steps=10, decay_shape="1-sqrt")
     >>> print(f"{s(5):.4f} {s(50):.4f} {s(95):.4f} {s(100):.4f}")
     0.0500 0.1000 0.0293 0.0000
+    >>> s = lrjax.warmup_stable_decay(0.1, warmup_steps=10, stable_steps=80,
+    ...                               decay_steps=10, warmup_shape="1-sqrt")
+    >>> print(f"{s(5):.4f} {s(10):.4f}")
+    0.0293 0.1000
 
   References:
     Hägele et al. 2024, "Scaling Laws and Compute-Optimal Training Beyond
     Fixed Training Durations" (section 3, "1-sqrt" cooldown); Hu et al. 2024,
-    "MiniCPM" (the WSD schedule).
+    "MiniCPM" (the WSD schedule); Hugging Face ``get_wsd_schedule``.
   """
   fn = "warmup_stable_decay"
-  peak_value = _base.check_float(fn, "peak_value", peak_value, low=0.0)
-  warmup_steps = _base.check_int(fn, "warmup_steps", warmup_steps, low=0)
-  stable_steps = _base.check_int(fn, "stable_steps", stable_steps, low=0)
-  decay_steps = _base.check_int(fn, "decay_steps", decay_steps, low=1)
-  init_value = _base.check_float(fn, "init_value", init_value, low=0.0)
-  end_value = _base.check_float(fn, "end_value", end_value, low=0.0)
-  decay_shape = _base.check_choice(fn, "decay_shape", decay_shape, _WSD_SHAPES)
-  lengths = [_base.known(x) for x in (warmup_steps, stable_steps, decay_steps)]
-  if all(x is not None for x in lengths) and np.any(sum(lengths) > _I32_MAX):
-    raise ValueError(
-        f"{fn}: warmup_steps + stable_steps + decay_steps must be <= {_I32_MAX} "
-        f"(int32), got {warmup_steps!r} + {stable_steps!r} + {decay_steps!r}"
-    )
-  _warn_rising(fn, "peak_value", peak_value, "end_value", end_value)
+  peak_value, warmup_steps, stable_steps, decay_steps, init_value, end_value = (
+      _check_warmup_decay(fn, peak_value, warmup_steps, decay_steps, init_value,
+                          end_value, stable_steps=stable_steps))
+  decay_shape = _checks.check_choice(fn, "decay_shape", decay_shape, _checks.SHAPES)
+  warmup_shape = _checks.check_choice(fn, "warmup_shape", warmup_shape, _checks.SHAPES)
   return WarmupStableDecay(
       peak_value=peak_value,
       warmup_steps=warmup_steps,
@@ -463,6 +547,7 @@ def warmup_stable_decay(
       init_value=init_value,
       end_value=end_value,
       decay_shape=decay_shape,
+      warmup_shape=warmup_shape,
   )
 
 
@@ -471,54 +556,54 @@ def warmup_stable_decay(
 
 @schedule_class("rex")
 class Rex(Schedule):
-  init_value: Any
+  peak_value: Any
   decay_steps: Any
   end_value: Any
   warmup_steps: Any
+  init_value: Any
 
   def _value(self, step: jax.Array) -> jax.Array:
-    init, end = _base.f32(self.init_value), _base.f32(self.end_value)
-    w = _base.like_step(step, self.warmup_steps)
-    span = _base.like_step(step, self.decay_steps) - w
-    done, left, span_f = _progress(step, w, span)
-    r, z = left / span_f, done / span_f  # each exact from its integer count
+    peak, end = _base.f32(self.peak_value), _base.f32(self.end_value)
+    w = self.warmup_steps
+    done, left, span = _base.progress(step, w, self.decay_steps)
+    r, z = left / span, done / span  # each exact from its integer count
     # factor (1 - z) / (1/2 + (1 - z)/2) = 2r / (1 + r); 1 - factor = z / (1 + r)
-    decay = (init * 2.0 * r + end * z) / (1.0 + r)
-    ramp = _linear_ramp(step, self.warmup_steps, _base.f32(0.0), init)
-    value = jnp.where(_base.reached(step, w), decay, ramp)
-    return jnp.where(_base.reached(step, self.decay_steps), end, value)
+    decay = (peak * 2.0 * r + end * z) / (1.0 + r)
+    ramp = _base.along("linear", self.init_value, peak, step, 0, w)
+    return jnp.where(_base.reached(step, w), decay, ramp)
 
 
 @constructor
 def rex(
-    init_value: float,
+    peak_value: float,
     *,
     decay_steps: int,
     end_value: float = 0.0,
     warmup_steps: int = 0,
+    init_value: float = 0.0,
 ) -> Rex:
   r"""The REX schedule: a decay that stays high longer than linear, then drops.
 
   .. math::
     \eta(t) = \begin{cases}
-      v_0\, t / W & t < W \\
-      v_e + (v_0 - v_e) \dfrac{1 - z}{\tfrac12 + \tfrac12 (1 - z)},
-        \quad z = \frac{t - W}{D - W} & W \le t < D \\
-      v_e & t \ge D
+      v_i + (v_p - v_i)\, t / W & t < W \\
+      v_e + (v_p - v_e) \dfrac{1 - z}{\tfrac12 + \tfrac12 (1 - z)},
+        \quad z = \frac{t - W}{D} & W \le t < W + D \\
+      v_e & t \ge W + D
     \end{cases}
 
-  with :math:`v_0` = `init_value`, :math:`v_e` = `end_value`, :math:`W` =
-  `warmup_steps`, :math:`D` = `decay_steps`. As in :func:`cosine_decay`,
-  `decay_steps` is the total length and **includes the warmup** (a linear
-  ramp from 0); the decay runs over the ``decay_steps - warmup_steps`` steps
-  after it.
+  with :math:`v_p` = `peak_value`, :math:`v_e` = `end_value`, :math:`v_i` =
+  `init_value`, :math:`W` = `warmup_steps`, :math:`D` = `decay_steps`. As in
+  :func:`cosine_decay`, each length counts its own phase: a linear warmup of
+  `warmup_steps`, then the decay over the `decay_steps` after it.
 
   Args:
-    init_value: the peak rate, reached at ``step == warmup_steps``; >= 0.
-    decay_steps: the total length, warmup included; an integer > 0.
-    end_value: the rate from ``step == decay_steps`` on; >= 0.
-    warmup_steps: linear warmup length (from 0), an integer in
-      ``[0, decay_steps]``.
+    peak_value: the rate the warmup reaches at ``step == warmup_steps`` (the
+      rate at step 0 without warmup); >= 0.
+    decay_steps: the length of the decay after the warmup, an integer > 0.
+    end_value: the rate from ``step == warmup_steps + decay_steps`` on; >= 0.
+    warmup_steps: the length of the linear warmup, an integer >= 0.
+    init_value: the rate at step 0 when ``warmup_steps > 0``; >= 0.
 
   Returns:
     A `Schedule`.
@@ -526,11 +611,10 @@ def rex(
   Raises:
     ValueError: if a rate is negative or not finite, `decay_steps` is not an
       integer > 0, `warmup_steps` is not an integer >= 0, or
-      ``warmup_steps > decay_steps``.
+      ``warmup_steps + decay_steps`` is past 2**31 - 1.
 
   Warns:
-    UserWarning: if ``warmup_steps == decay_steps`` (no decay phase) or
-      ``end_value > init_value``.
+    UserWarning: if ``end_value > peak_value`` (the "decay" rises).
 
   Example:
     >>> import lrjax
@@ -542,12 +626,13 @@ def rex(
     Chen, Wolfe & Kyrillidis 2022, "REX: Revisiting Budgeted Training with an
     Improved Schedule" (MLSys 2022).
   """
-  init_value, decay_steps, end_value, warmup_steps = _check_warmup_then_decay(
-      "rex", init_value, decay_steps, end_value, warmup_steps,
-      "decay: the rate drops to end_value")
+  peak_value, warmup_steps, _, decay_steps, init_value, end_value = (
+      _check_warmup_decay("rex", peak_value, warmup_steps, decay_steps,
+                          init_value, end_value))
   return Rex(
-      init_value=init_value,
+      peak_value=peak_value,
       decay_steps=decay_steps,
       end_value=end_value,
       warmup_steps=warmup_steps,
+      init_value=init_value,
   )

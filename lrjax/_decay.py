@@ -1,5 +1,6 @@
-"""Decay schedules: constant, step and multi-step, piecewise, exponential,
-inverse-time, polynomial, linear and inverse square root."""
+"""Decay schedules: constant, step and multi-step, piecewise constant and
+piecewise interpolated, exponential, inverse-time, polynomial, linear,
+inverse square root and tanh."""
 
 from __future__ import annotations
 
@@ -11,8 +12,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lrjax import _base
-from lrjax._base import Schedule, constructor, schedule_class, static_field
+from lrjax import _base, _checks
+from lrjax._base import Schedule, schedule_class, static_field
+from lrjax._registry import constructor
 
 
 @schedule_class("constant")
@@ -49,7 +51,7 @@ def constant(value: float) -> Constant:
     ``torch.optim.lr_scheduler.ConstantLR`` with ``factor=1``;
     ``optax.constant_schedule``.
   """
-  value = _base.check_float("constant", "value", value, low=0.0)
+  value = _checks.check_float("constant", "value", value, low=0.0)
   return Constant(value=value)
 
 
@@ -72,7 +74,8 @@ def step_decay(init_value: float, *, step_size: int, gamma: float) -> StepDecay:
     \\eta(t) = \\text{init\\_value} \\cdot
       \\gamma^{\\lfloor t / \\text{step\\_size} \\rfloor}
 
-  The first decay applies from ``step == step_size`` on.
+  The first decay applies from ``step == step_size`` on. ``gamma > 1`` is a
+  legal growing schedule; it reaches ``inf`` eventually, so it warns.
 
   Args:
     init_value: the rate at step 0, >= 0.
@@ -86,6 +89,9 @@ def step_decay(init_value: float, *, step_size: int, gamma: float) -> StepDecay:
     ValueError: if `init_value` or `gamma` is negative or not finite, or if
       `step_size` is not a positive integer.
 
+  Warns:
+    UserWarning: if ``gamma > 1`` (the rate grows without bound).
+
   Example:
     >>> import lrjax
     >>> s = lrjax.step_decay(0.1, step_size=30, gamma=0.1)
@@ -96,25 +102,23 @@ def step_decay(init_value: float, *, step_size: int, gamma: float) -> StepDecay:
     ``torch.optim.lr_scheduler.StepLR``.
   """
   fn = "step_decay"
+  gamma = _checks.check_float(fn, "gamma", gamma, low=0.0)
+  _warn_growth(fn, "gamma", gamma)
   return StepDecay(
-      init_value=_base.check_float(fn, "init_value", init_value, low=0.0),
-      step_size=_base.check_int(fn, "step_size", step_size, low=1),
-      gamma=_base.check_float(fn, "gamma", gamma, low=0.0),
+      init_value=_checks.check_float(fn, "init_value", init_value, low=0.0),
+      step_size=_checks.check_int(fn, "step_size", step_size, low=1),
+      gamma=gamma,
   )
 
 
-# --- helpers -------------------------------------------------------------------
-
-
-def _check_floats(fn: str, name: str, xs: Any, *, low: float = 0.0) -> tuple[Any, ...]:
-  """A non-empty sequence of finite numbers >= `low`, as a tuple."""
-  if isinstance(xs, (str, bytes)) or not isinstance(
-      xs, (Sequence, np.ndarray, jax.Array)
-  ):
-    raise ValueError(f"{fn}: {name} must be a sequence of numbers, got {xs!r}")
-  return tuple(
-      _base.check_float(fn, f"{name}[{i}]", x, low=low) for i, x in enumerate(xs)
-  )
+def _warn_growth(fn: str, name: str, factor: Any, hint: str = "") -> None:
+  """Warns when a repeated `factor` above 1 grows the rate to inf."""
+  k = _checks.concrete(factor)
+  if k is not None and np.any(k > 1):
+    warnings.warn(
+        f"{fn}: {name}={factor!r} > 1 grows the rate without bound (to inf){hint}",
+        stacklevel=3,
+    )
 
 
 # --- multistep -----------------------------------------------------------------
@@ -169,11 +173,11 @@ def multistep(
   """
   fn = "multistep"
   return MultiStep(
-      init_value=_base.check_float(fn, "init_value", init_value, low=0.0),
-      milestones=_base.check_int_sequence(
+      init_value=_checks.check_float(fn, "init_value", init_value, low=0.0),
+      milestones=_checks.check_int_sequence(
           fn, "milestones", milestones, low=0, strict=False
       ),
-      gamma=_base.check_float(fn, "gamma", gamma, low=0.0),
+      gamma=_checks.check_float(fn, "gamma", gamma, low=0.0),
   )
 
 
@@ -226,15 +230,94 @@ def piecewise_constant(
     ``optax.piecewise_constant_schedule`` (with absolute values);
     ``keras.optimizers.schedules.PiecewiseConstantDecay``.
   """
-  fn = "piecewise_constant"
-  bounds = _base.check_int_sequence(fn, "boundaries", boundaries, low=1)
-  vals = _check_floats(fn, "values", values)
+  bounds, vals = _check_pieces("piecewise_constant", boundaries, values)
+  return PiecewiseConstant(boundaries=bounds, values=vals)
+
+
+# --- piecewise_interpolate -------------------------------------------------------
+
+
+@schedule_class("piecewise_interpolate")
+class PiecewiseInterpolate(Schedule):
+  boundaries: tuple[Any, ...]
+  values: tuple[Any, ...]
+  shape: str = static_field(default="linear")
+
+  def _value(self, step: jax.Array) -> jax.Array:
+    n = len(self.boundaries)
+    i = _base.count_reached(step, self.boundaries)  # the segment, n: after the last
+    starts = jnp.stack([_base.like_step(step, b) for b in (0,) + self.boundaries])
+    ends = jnp.stack([_base.like_step(step, b) for b in self.boundaries + (1,)])
+    values = jnp.stack([_base.f32(v) for v in self.values])
+    a = values[i]
+    b = values[jnp.minimum(i + 1, n)]  # the last segment holds: a == b
+    start = starts[i]
+    span = jnp.where(i < n, ends[i] - start, jnp.ones_like(start))
+    up, down = _base.shape_weights(self.shape, *_base.progress(step, start, span))
+    return a * up + b * down
+
+
+@constructor
+def piecewise_interpolate(
+    *, boundaries: Sequence[int], values: Sequence[float], shape: str = "linear"
+) -> PiecewiseInterpolate:
+  """From ``values[i]`` at ``boundaries[i-1]`` to ``values[i+1]`` at ``boundaries[i]``.
+
+  .. math::
+    \\eta(t) = v_i + (v_{i+1} - v_i)\\, (1 - f(p)), \\quad
+    p = \\frac{t - b_{i-1}}{b_i - b_{i-1}} \\quad
+    \\text{for } b_{i-1} \\le t < b_i, \\quad b_{-1} = 0
+
+  and :math:`v_n` from :math:`b_{n-1}` on, with :math:`f(p) = 1 - p`
+  (``"linear"``) or :math:`(1 + \\cos \\pi p) / 2` (``"cosine"``). As in
+  :func:`piecewise_constant`, `values` is one longer than `boundaries`:
+  ``values[0]`` at step 0, ``values[i + 1]`` reached at ``boundaries[i]``, and
+  the last value held after the last boundary.
+
+  This is optax's ``piecewise_interpolate_schedule(interpolate_type,
+  init_value, boundaries_and_scales)`` with absolute values instead of
+  cumulative scales: ``values[0] = init_value`` and each next value the one
+  before times the boundary's scale.
+
+  Args:
+    boundaries: n strictly increasing integers >= 1.
+    values: n + 1 rates, each >= 0.
+    shape: ``"linear"`` or ``"cosine"``, the curve within each segment.
+
+  Returns:
+    A `Schedule`.
+
+  Raises:
+    ValueError: if `boundaries` is not a non-empty, strictly increasing
+      sequence of integers >= 1, if `values` is not a sequence of finite
+      numbers >= 0, if ``len(values) != len(boundaries) + 1``, or if `shape`
+      is unknown.
+
+  Example:
+    >>> import lrjax
+    >>> s = lrjax.piecewise_interpolate(boundaries=[4, 8], values=[1.0, 0.1, 0.001])
+    >>> print(f"{s(0):.4f} {s(2):.4f} {s(4):.4f} {s(6):.5f} {s(10):.4f}")
+    1.0000 0.5500 0.1000 0.05050 0.0010
+
+  References:
+    ``optax.piecewise_interpolate_schedule``.
+  """
+  fn = "piecewise_interpolate"
+  bounds, vals = _check_pieces(fn, boundaries, values)
+  shape = _checks.check_choice(fn, "shape", shape, ("linear", "cosine"))
+  return PiecewiseInterpolate(boundaries=bounds, values=vals, shape=shape)
+
+
+def _check_pieces(fn: str, boundaries: Any, values: Any) -> tuple[tuple, tuple]:
+  """Strictly increasing boundaries >= 1 and one more value than boundaries."""
+  bounds = _checks.check_int_sequence(fn, "boundaries", boundaries, low=1)
+  vals = _checks.check_floats(fn, "values", values)
   if len(vals) != len(bounds) + 1:
     raise ValueError(
         f"{fn}: needs len(values) == len(boundaries) + 1, got {len(vals)} "
         f"values {values!r} and {len(bounds)} boundaries {boundaries!r}"
     )
-  return PiecewiseConstant(boundaries=bounds, values=vals)
+  return bounds, vals
 
 
 # --- exponential_decay -----------------------------------------------------------
@@ -336,13 +419,13 @@ def exponential_decay(
     ``torch.optim.lr_scheduler.ExponentialLR``; ``optax.exponential_decay``.
   """
   fn = "exponential_decay"
-  init_value = _base.check_float(fn, "init_value", init_value, low=0.0)
-  decay_steps = _base.check_int(fn, "decay_steps", decay_steps, low=1)
-  decay_rate = _base.check_float(fn, "decay_rate", decay_rate, low=0.0, low_open=True)
-  staircase = _base.check_bool(fn, "staircase", staircase)
+  init_value = _checks.check_float(fn, "init_value", init_value, low=0.0)
+  decay_steps = _checks.check_int(fn, "decay_steps", decay_steps, low=1)
+  decay_rate = _checks.check_float(fn, "decay_rate", decay_rate, low=0.0, low_open=True)
+  staircase = _checks.check_bool(fn, "staircase", staircase)
   if end_value is not None:
-    end_value = _base.check_float(fn, "end_value", end_value, low=0.0)
-  init, rate, end = _base.known(init_value), _base.known(decay_rate), _base.known(end_value)
+    end_value = _checks.check_float(fn, "end_value", end_value, low=0.0)
+  init, rate, end = _checks.concrete(init_value), _checks.concrete(decay_rate), _checks.concrete(end_value)
   if init is not None and rate is not None and end is not None:
     if np.any((rate < 1) & (end > init)):
       raise ValueError(
@@ -354,12 +437,8 @@ def exponential_decay(
           f"{fn}: end_value must be >= init_value when decay_rate > 1 (it is "
           f"a ceiling), got end_value={end_value!r}, init_value={init_value!r}"
       )
-  if end_value is None and rate is not None and np.any(rate > 1):
-    warnings.warn(
-        f"{fn}: decay_rate={decay_rate!r} > 1 grows the rate without bound "
-        "(to inf); pass end_value as a ceiling",
-        stacklevel=2,
-    )
+  if end_value is None:
+    _warn_growth(fn, "decay_rate", decay_rate, "; pass end_value as a ceiling")
   return ExponentialDecay(
       init_value=init_value,
       decay_steps=decay_steps,
@@ -426,10 +505,10 @@ def inverse_time_decay(
   """
   fn = "inverse_time_decay"
   return InverseTimeDecay(
-      init_value=_base.check_float(fn, "init_value", init_value, low=0.0),
-      decay_steps=_base.check_int(fn, "decay_steps", decay_steps, low=1),
-      decay_rate=_base.check_float(fn, "decay_rate", decay_rate, low=0.0),
-      staircase=_base.check_bool(fn, "staircase", staircase),
+      init_value=_checks.check_float(fn, "init_value", init_value, low=0.0),
+      decay_steps=_checks.check_int(fn, "decay_steps", decay_steps, low=1),
+      decay_rate=_checks.check_float(fn, "decay_rate", decay_rate, low=0.0),
+      staircase=_checks.check_bool(fn, "staircase", staircase),
   )
 
 
@@ -443,6 +522,7 @@ class PolynomialDecay(Schedule):
   end_value: Any
   power: Any
   cycle: bool = static_field(default=False)
+  k_decay: Any = 1.0
 
   def _value(self, step: jax.Array) -> jax.Array:
     d = _base.like_step(step, self.decay_steps)
@@ -455,9 +535,16 @@ class PolynomialDecay(Schedule):
       first = step == jnp.zeros_like(step)  # Keras: one period at step 0
       cycles = jnp.where(first, jnp.ones_like(q), q + partial.astype(step.dtype))
       left = jnp.where(first, d, jnp.where(partial, d - rem, jnp.zeros_like(rem)))
-      frac = _base.f32(left) / (_base.f32(cycles) * _base.f32(d))
+      horizon = _base.f32(cycles) * _base.f32(d)
+      frac = _base.f32(left) / horizon
+      z = jnp.where(first, 0.0, _base.f32(step) / horizon)
     else:
       frac = _base.f32(d - jnp.minimum(step, d)) / _base.f32(d)
+      z = _base.f32(jnp.minimum(step, d)) / _base.f32(d)
+    # timm's k-decay: 1 - z becomes 1 - z**k, as -expm1(k log z) (precise
+    # near z = 1).
+    k = _base.f32(self.k_decay)
+    frac = jnp.where(k == 1.0, frac, -jnp.expm1(k * _base.log_from(z, frac)))
     init, end = _base.f32(self.init_value), _base.f32(self.end_value)
     return (init - end) * frac ** _base.f32(self.power) + end
 
@@ -470,13 +557,18 @@ def polynomial_decay(
     end_value: float = 0.0,
     power: float = 1.0,
     cycle: bool = False,
+    k_decay: float = 1.0,
 ) -> PolynomialDecay:
   """Decays from `init_value` to `end_value` along ``(1 - t / decay_steps) ** power``.
 
   .. math::
     \\eta(t) = (\\text{init\\_value} - \\text{end\\_value})
-      \\left(1 - \\frac{\\min(t, T)}{T}\\right)^{\\text{power}}
+      \\left(1 - \\left(\\frac{\\min(t, T)}{T}\\right)^{\\kappa}
+      \\right)^{\\text{power}}
       + \\text{end\\_value}, \\quad T = \\text{decay\\_steps}
+
+  with :math:`\\kappa` = `k_decay` (1: the plain position; timm's
+  ``k_decay``, arXiv 2004.05909).
 
   and `end_value` from ``step == decay_steps`` on. With ``cycle=True``,
   :math:`T = \\text{decay\\_steps} \\cdot \\lceil t / \\text{decay\\_steps}
@@ -492,32 +584,38 @@ def polynomial_decay(
     end_value: the rate from ``step == decay_steps`` on, >= 0.
     power: the exponent, > 0 (1 is linear).
     cycle: restart as Keras ``PolynomialDecay(cycle=True)`` does.
+    k_decay: the power of the position ``t / T``, a finite number > 0.
 
   Returns:
     A `Schedule`.
 
   Raises:
     ValueError: if `init_value` or `end_value` is negative or not finite,
-      `decay_steps` is not a positive integer, `power` is not a finite number
-      > 0, or `cycle` is not a bool.
+      `decay_steps` is not a positive integer, `power` or `k_decay` is not a
+      finite number > 0, or `cycle` is not a bool.
 
   Example:
     >>> import lrjax
     >>> s = lrjax.polynomial_decay(0.1, decay_steps=100, end_value=0.01, power=2.0)
     >>> print(f"{s(0):.4f} {s(50):.4f} {s(100):.4f} {s(500):.4f}")
     0.1000 0.0325 0.0100 0.0100
+    >>> s = lrjax.polynomial_decay(0.1, decay_steps=100, k_decay=2.0)
+    >>> print(f"{s(50):.4f}")
+    0.0750
 
   References:
     ``keras.optimizers.schedules.PolynomialDecay``;
-    ``torch.optim.lr_scheduler.PolynomialLR``; ``optax.polynomial_schedule``.
+    ``torch.optim.lr_scheduler.PolynomialLR``; ``optax.polynomial_schedule``;
+    timm ``PolyLRScheduler``.
   """
   fn = "polynomial_decay"
   return PolynomialDecay(
-      init_value=_base.check_float(fn, "init_value", init_value, low=0.0),
-      decay_steps=_base.check_int(fn, "decay_steps", decay_steps, low=1),
-      end_value=_base.check_float(fn, "end_value", end_value, low=0.0),
-      power=_base.check_float(fn, "power", power, low=0.0, low_open=True),
-      cycle=_base.check_bool(fn, "cycle", cycle),
+      init_value=_checks.check_float(fn, "init_value", init_value, low=0.0),
+      decay_steps=_checks.check_int(fn, "decay_steps", decay_steps, low=1),
+      end_value=_checks.check_float(fn, "end_value", end_value, low=0.0),
+      power=_checks.check_float(fn, "power", power, low=0.0, low_open=True),
+      cycle=_checks.check_bool(fn, "cycle", cycle),
+      k_decay=_checks.check_float(fn, "k_decay", k_decay, low=0.0, low_open=True),
   )
 
 
@@ -573,9 +671,9 @@ def linear(init_value: float, *, end_value: float, steps: int) -> Linear:
   """
   fn = "linear"
   return Linear(
-      init_value=_base.check_float(fn, "init_value", init_value, low=0.0),
-      end_value=_base.check_float(fn, "end_value", end_value, low=0.0),
-      steps=_base.check_int(fn, "steps", steps, low=1),
+      init_value=_checks.check_float(fn, "init_value", init_value, low=0.0),
+      end_value=_checks.check_float(fn, "end_value", end_value, low=0.0),
+      steps=_checks.check_int(fn, "steps", steps, low=1),
   )
 
 
@@ -584,47 +682,76 @@ def linear(init_value: float, *, end_value: float, steps: int) -> Linear:
 
 @schedule_class("inverse_sqrt")
 class InverseSqrt(Schedule):
-  init_value: Any
+  peak_value: Any
   warmup_steps: Any
+  init_value: Any
+  timescale: Any = None
 
   def _value(self, step: jax.Array) -> jax.Array:
-    init, w = _base.f32(self.init_value), _base.f32(self.warmup_steps)
+    peak, w = _base.f32(self.peak_value), _base.f32(self.warmup_steps)
     t = _base.f32(step)
-    no_warmup = init / jnp.sqrt(t + 1.0)
-    ramp = init * t / jnp.maximum(w, 1.0)
-    decay = init * jnp.sqrt(w / jnp.maximum(t, 1.0))
+    ramp = _base.along("linear", self.init_value, peak, step, 0, self.warmup_steps)
+    if self.timescale is not None:  # Hugging Face: sqrt(tau / (t - W + tau))
+      tau = _base.f32(self.timescale)
+      after = _base.f32(_base.since(step, self.warmup_steps))
+      decay = peak * jnp.sqrt(tau / (after + tau))
+      return jnp.where(_base.reached(step, self.warmup_steps), decay, ramp)
+    no_warmup = peak / jnp.sqrt(t + 1.0)
+    decay = peak * jnp.sqrt(w / jnp.maximum(t, 1.0))
     warm = jnp.where(_base.reached(step, self.warmup_steps), decay, ramp)
     return jnp.where(w == 0.0, no_warmup, warm)
 
 
 @constructor
-def inverse_sqrt(init_value: float, *, warmup_steps: int = 0) -> InverseSqrt:
+def inverse_sqrt(
+    peak_value: float,
+    *,
+    warmup_steps: int = 0,
+    init_value: float = 0.0,
+    timescale: float | None = None,
+) -> InverseSqrt:
   """Decays as the inverse square root of the step, after an optional warmup.
 
   .. math::
     \\eta(t) = \\begin{cases}
-      \\text{init\\_value} / \\sqrt{t + 1} & W = 0 \\\\
-      \\text{init\\_value} \\cdot t / W & t < W \\\\
-      \\text{init\\_value} \\cdot \\sqrt{W / t} & t \\ge W
-    \\end{cases}, \\quad W = \\text{warmup\\_steps}
+      v_p / \\sqrt{t + 1} & W = 0 \\\\
+      v_i + (v_p - v_i)\\, t / W & t < W \\\\
+      v_p \\sqrt{W / t} & t \\ge W
+    \\end{cases}
+    \\qquad \\text{or, with a timescale } \\tau, \\qquad
+    \\eta(t) = \\begin{cases}
+      v_i + (v_p - v_i)\\, t / W & t < W \\\\
+      v_p \\Big/ \\sqrt{(t - W + \\tau) / \\tau} & t \\ge W
+    \\end{cases}
 
-  Without warmup this is the ``SquareRootScheduler`` of "Dive into Deep
-  Learning" (the ``+ 1`` keeps step 0 finite). With a warmup it is fairseq's
-  ``inverse_sqrt`` with ``warmup_init_lr=0``: a linear ramp from 0, so the rate
-  at step 0 is 0, to `init_value` at ``step == warmup_steps``, then
-  ``init_value * sqrt(warmup_steps / step)``; the decay is counted from step 0,
-  so it includes the warmup.
+  with :math:`v_p` = `peak_value`, :math:`v_i` = `init_value`, :math:`W` =
+  `warmup_steps`. Without warmup this is the ``SquareRootScheduler`` of "Dive
+  into Deep Learning" (the ``+ 1`` keeps step 0 finite; `init_value` is
+  unused). With a warmup it is fairseq's ``inverse_sqrt`` with
+  ``warmup_init_lr=init_value``: a linear ramp from `init_value` at step 0 to
+  `peak_value` at ``step == warmup_steps``, then
+  ``peak_value * sqrt(warmup_steps / step)``; the decay is counted from step
+  0, so it includes the warmup.
+
+  With a `timescale` it is Hugging Face's ``get_inverse_sqrt_schedule(
+  num_warmup_steps=warmup_steps, timescale=timescale)`` (big_vision's
+  ``rsqrt``): the decay counts from the end of the warmup, at `peak_value`
+  there. ``timescale=None`` keeps the forms above, not Hugging Face's default
+  ``timescale = num_warmup_steps or 10_000``.
 
   Args:
-    init_value: the peak rate (at ``step == warmup_steps``), >= 0.
-    warmup_steps: an integer >= 0.
+    peak_value: the rate the warmup reaches at ``step == warmup_steps`` (the
+      rate at step 0 without warmup); >= 0.
+    warmup_steps: the length of the linear warmup, an integer >= 0.
+    init_value: the rate at step 0 when ``warmup_steps > 0``; >= 0.
+    timescale: None, or the decay's time scale, a finite number > 0.
 
   Returns:
     A `Schedule`.
 
   Raises:
-    ValueError: if `init_value` is negative or not finite, or `warmup_steps`
-      is not an integer >= 0.
+    ValueError: if a rate is negative or not finite, `warmup_steps` is not
+      an integer >= 0, or `timescale` is not None or a finite number > 0.
 
   Example:
     >>> import lrjax
@@ -634,14 +761,122 @@ def inverse_sqrt(init_value: float, *, warmup_steps: int = 0) -> InverseSqrt:
     >>> s = lrjax.inverse_sqrt(0.1, warmup_steps=4)
     >>> print(f"{s(0):.4f} {s(2):.4f} {s(4):.4f} {s(16):.4f}")
     0.0000 0.0500 0.1000 0.0500
+    >>> s = lrjax.inverse_sqrt(0.1, warmup_steps=4, timescale=10)
+    >>> print(f"{s(2):.4f} {s(4):.4f} {s(34):.4f}")
+    0.0500 0.1000 0.0500
 
   References:
     Vaswani et al. 2017, "Attention Is All You Need" (section 5.3); fairseq
     ``InverseSquareRootSchedule``; Zhang et al., "Dive into Deep Learning",
-    section 12.11 (``SquareRootScheduler``).
+    section 12.11 (``SquareRootScheduler``); Hugging Face
+    ``get_inverse_sqrt_schedule``.
   """
   fn = "inverse_sqrt"
+  if timescale is not None:
+    timescale = _checks.check_float(fn, "timescale", timescale, low=0.0,
+                                    low_open=True)
   return InverseSqrt(
-      init_value=_base.check_float(fn, "init_value", init_value, low=0.0),
-      warmup_steps=_base.check_int(fn, "warmup_steps", warmup_steps, low=0),
+      peak_value=_checks.check_float(fn, "peak_value", peak_value, low=0.0),
+      warmup_steps=_checks.check_int(fn, "warmup_steps", warmup_steps, low=0),
+      init_value=_checks.check_float(fn, "init_value", init_value, low=0.0),
+      timescale=timescale,
+  )
+
+
+# --- tanh_decay --------------------------------------------------------------------
+
+
+@schedule_class("tanh_decay")
+class TanhDecay(Schedule):
+  init_value: Any
+  decay_steps: Any
+  end_value: Any
+  lower: Any
+  upper: Any
+
+  def _value(self, step: jax.Array) -> jax.Array:
+    init, end = _base.f32(self.init_value), _base.f32(self.end_value)
+    low, up = _base.f32(self.lower), _base.f32(self.upper)
+    done, left, span = _base.progress(step, 0, self.decay_steps)
+    x = low * (left / span) + up * (done / span)
+    # (1 - tanh(x)) / 2 == sigmoid(-2 x), precise where tanh(x) is near 1.
+    value = end + (init - end) * jax.nn.sigmoid(-2.0 * x)
+    return jnp.where(_base.reached(step, self.decay_steps), end, value)
+
+
+@constructor
+def tanh_decay(
+    init_value: float,
+    *,
+    decay_steps: int,
+    end_value: float = 0.0,
+    lower: float = -7.0,
+    upper: float = 3.0,
+) -> TanhDecay:
+  """A hyperbolic-tangent decay from `init_value` towards `end_value`.
+
+  .. math::
+    \\eta(t) = \\begin{cases}
+      v_e + \\tfrac12 (v_0 - v_e) \\left(1 - \\tanh\\left(L (1 - z) + U z
+        \\right)\\right), \\quad z = t / T & t < T \\\\
+      v_e & t \\ge T
+    \\end{cases}
+
+  with :math:`v_0` = `init_value`, :math:`v_e` = `end_value`, :math:`T` =
+  `decay_steps`, :math:`L` = `lower`, :math:`U` = `upper`. The tanh runs over
+  ``[lower, upper]``, so the rate starts at ``(1 - tanh(lower)) / 2`` of the
+  way from `end_value` to `init_value` (``1 - 8.3e-7`` for the default
+  ``lower=-7``) and is ``(1 - tanh(upper)) / 2`` of it (``0.0025`` for
+  ``upper=3``) just before `decay_steps`, where it drops to `end_value`.
+
+  This is timm's ``TanhLRScheduler(t_initial=decay_steps, lb=lower,
+  ub=upper, lr_min=end_value)`` with timm's default ``cycle_limit=1`` (no
+  restarts: `end_value` from ``t_initial`` on).
+
+  Args:
+    init_value: the rate's scale (the rate at step 0, up to the factor above),
+      >= 0.
+    decay_steps: the decay length, an integer > 0.
+    end_value: the rate from ``step == decay_steps`` on, >= 0.
+    lower: where the tanh starts, a finite number < `upper`.
+    upper: where the tanh ends, a finite number > `lower`.
+
+  Returns:
+    A `Schedule`.
+
+  Raises:
+    ValueError: if a rate is negative or not finite, `decay_steps` is not a
+      positive integer, `lower` or `upper` is not finite, or
+      ``lower >= upper``.
+
+  Warns:
+    UserWarning: if ``end_value > init_value`` (the "decay" rises).
+
+  Example:
+    >>> import lrjax
+    >>> s = lrjax.tanh_decay(0.1, decay_steps=100)
+    >>> print(f"{s(0):.4f} {s(70):.4f} {s(99):.5f} {s(100):.4f}")
+    0.1000 0.0500 0.00030 0.0000
+
+  References:
+    Hsueh et al. 2019, "Stochastic Gradient Descent with Hyperbolic-Tangent
+    Decay on Classification" (arXiv 1806.01593); timm ``TanhLRScheduler``.
+  """
+  fn = "tanh_decay"
+  init_value = _checks.check_float(fn, "init_value", init_value, low=0.0)
+  decay_steps = _checks.check_int(fn, "decay_steps", decay_steps, low=1)
+  end_value = _checks.check_float(fn, "end_value", end_value, low=0.0)
+  lower = _checks.check_float(fn, "lower", lower)
+  upper = _checks.check_float(fn, "upper", upper)
+  kl, ku = _checks.concrete(lower), _checks.concrete(upper)
+  if kl is not None and ku is not None and np.any(kl >= ku):
+    raise ValueError(
+        f"{fn}: lower must be < upper, got lower={lower!r}, upper={upper!r}")
+  _checks.warn_rising(fn, "init_value", init_value, "end_value", end_value)
+  return TanhDecay(
+      init_value=init_value,
+      decay_steps=decay_steps,
+      end_value=end_value,
+      lower=lower,
+      upper=upper,
   )

@@ -11,7 +11,6 @@ observation costs only the multiply.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import jax
@@ -19,7 +18,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from lrjax import _base
+from lrjax import _checks
+from lrjax._opt_state import is_variable, like, map_states, value_of
 
 __all__ = [
     "ReduceOnPlateauState",
@@ -32,6 +32,12 @@ __all__ = [
 # float32, which represents every integer up to 2**24 exactly.
 _MAX_COUNT = 2**24 - 1
 _COUNT_CAP = float(2**24)
+
+# How to build an optimizer with a plateau state, for the "none found" error.
+_HINT = (
+    "build the optimizer with lrjax.reduce_on_plateau(...) in it, e.g. "
+    "optax.chain(optax.sgd(lr), lrjax.reduce_on_plateau())"
+)
 
 # Positions in `ReduceOnPlateauState.stats`.
 _SCALE, _BEST, _NUM_BAD, _COOLDOWN_LEFT, _WINDOW_SUM, _WINDOW_COUNT = range(6)
@@ -76,32 +82,32 @@ class ReduceOnPlateauState(NamedTuple):
   @property
   def scale(self) -> jax.Array:
     """The factor the updates are multiplied by (1.0 at the start)."""
-    return _value_of(self.stats)[_SCALE]
+    return value_of(self.stats)[_SCALE]
 
   @property
   def best_value(self) -> jax.Array:
     """The best metric seen (+inf for ``"min"``, -inf for ``"max"`` at first)."""
-    return _value_of(self.stats)[_BEST]
+    return value_of(self.stats)[_BEST]
 
   @property
   def num_bad(self) -> jax.Array:
     """Bad observations since the last improvement, reduction or cooldown."""
-    return _value_of(self.stats)[_NUM_BAD]
+    return value_of(self.stats)[_NUM_BAD]
 
   @property
   def cooldown_counter(self) -> jax.Array:
     """Observations still to be ignored after the last reduction."""
-    return _value_of(self.stats)[_COOLDOWN_LEFT]
+    return value_of(self.stats)[_COOLDOWN_LEFT]
 
   @property
   def window_sum(self) -> jax.Array:
     """The sum of the values in the current accumulation window."""
-    return _value_of(self.stats)[_WINDOW_SUM]
+    return value_of(self.stats)[_WINDOW_SUM]
 
   @property
   def window_count(self) -> jax.Array:
     """How many values the current accumulation window holds."""
-    return _value_of(self.stats)[_WINDOW_COUNT]
+    return value_of(self.stats)[_WINDOW_COUNT]
 
 
 def reduce_on_plateau(
@@ -160,8 +166,8 @@ def reduce_on_plateau(
   ``min_scale`` in scale units (as if the initial learning rate were 1), and
   the statistics in float32. Two deliberate differences: in ``rel`` mode
   PyTorch tests ``v < b (1 - threshold)``, which for a negative best value
-  counts a worse value as an improvement (best -10, then -9.5 counts in
-  ``min`` mode); lrjax compares against :math:`b - \tau |b|`, the same for
+  counts a worse value as an improvement (``threshold=0.1``, best -10: then
+  -9.5 counts in ``min`` mode, as -9.5 < -9); lrjax compares against :math:`b - \tau |b|`, the same for
   positive values and the right direction for negative ones. And a NaN or
   infinite value never becomes the best value (PyTorch takes ``-inf`` as a
   best in ``min`` mode).
@@ -229,22 +235,22 @@ def reduce_on_plateau(
     ``optax.contrib.reduce_on_plateau``.
   """
   fn = "reduce_on_plateau"
-  factor = _base.check_float(
+  factor = _checks.check_float(
       fn, "factor", factor, low=0.0, high=1.0, low_open=True, high_open=True
   )
   patience = _check_count(fn, "patience", patience, low=0)
-  mode = _base.check_choice(fn, "mode", mode, ("min", "max"))
-  threshold = _base.check_float(fn, "threshold", threshold, low=0.0)
-  threshold_mode = _base.check_choice(
+  mode = _checks.check_choice(fn, "mode", mode, ("min", "max"))
+  threshold = _checks.check_float(fn, "threshold", threshold, low=0.0)
+  threshold_mode = _checks.check_choice(
       fn, "threshold_mode", threshold_mode, ("rel", "abs")
   )
   cooldown = _check_count(fn, "cooldown", cooldown, low=0)
-  min_scale = _base.check_float(fn, "min_scale", min_scale, low=0.0)
-  eps = _base.check_float(fn, "eps", eps, low=0.0)
+  min_scale = _checks.check_float(fn, "min_scale", min_scale, low=0.0)
+  eps = _checks.check_float(fn, "eps", eps, low=0.0)
   accumulation_size = _check_count(
       fn, "accumulation_size", accumulation_size, low=1
   )
-  known_min_scale = _base._concrete(min_scale)  # pylint: disable=protected-access
+  known_min_scale = _checks.concrete(min_scale)
   if known_min_scale is not None and np.any(known_min_scale >= 1.0):
     warnings.warn(
         f"{fn}: min_scale={min_scale!r} >= 1, so the scale never changes",
@@ -296,9 +302,11 @@ def observe_plateau(opt_state: Any, value: Any) -> Any:
 
   The per-epoch way to feed :func:`reduce_on_plateau` (Keras' and PyTorch's
   pattern of monitoring a validation metric once per epoch). `opt_state` may
-  be the transform's own state or any optimizer state holding it: a chain,
-  ``optax.inject_hyperparams``, ``optax.MultiSteps``, or ``nnx.Optimizer``'s
-  ``opt_state`` (whose leaves are ``nnx.OptArray`` variables). Each plateau
+  be the transform's own state or any optimizer state holding it: a chain
+  (next to an :func:`lrjax.inject_hyperparams` state, or inside one's inner
+  state), ``optax.inject_hyperparams``, ``optax.MultiSteps``, or
+  ``nnx.Optimizer``'s ``opt_state`` (whose leaves are ``nnx.OptArray``
+  variables). Each plateau
   state decides with its own settings; `accumulation_size` applies here too.
   Pure: it returns a new state of the same structure and leaves `opt_state`
   untouched. Works eagerly and under ``jax.jit`` / ``nnx.jit``.
@@ -329,10 +337,11 @@ def observe_plateau(opt_state: Any, value: Any) -> Any:
   metric = _as_metric(fn, value)
 
   def observe(state: ReduceOnPlateauState) -> ReduceOnPlateauState:
-    stats = _observe_jit(_value_of(state.stats), _value_of(state.settings), metric)
-    return state._replace(stats=_like(state.stats, stats))
+    stats = _observe_jit(value_of(state.stats), value_of(state.settings), metric)
+    return state._replace(stats=like(state.stats, stats))
 
-  return _map_plateau_states(fn, opt_state, observe)
+  return map_states(fn, opt_state, ReduceOnPlateauState, observe,
+                    what="reduce_on_plateau", hint=_HINT)
 
 
 def plateau_scale(opt_state: Any) -> jax.Array:
@@ -365,13 +374,14 @@ def plateau_scale(opt_state: Any) -> jax.Array:
     found.append(state)
     return state
 
-  _map_plateau_states(fn, opt_state, collect)
+  map_states(fn, opt_state, ReduceOnPlateauState, collect,
+             what="reduce_on_plateau", hint=_HINT)
   if len(found) > 1:
     raise ValueError(
         f"{fn}: opt_state holds {len(found)} reduce_on_plateau states; "
         "read each one's .scale instead"
     )
-  return jnp.asarray(_value_of(found[0].stats)[_SCALE])
+  return jnp.asarray(value_of(found[0].stats)[_SCALE])
 
 
 # --- the decision --------------------------------------------------------------
@@ -422,8 +432,8 @@ _observe_jit = jax.jit(_observe)
 
 
 def _check_count(fn: str, name: str, x: Any, *, low: int) -> Any:
-  x = _base.check_int(fn, name, x, low=low)
-  known = _base._concrete(x)  # pylint: disable=protected-access
+  x = _checks.check_int(fn, name, x, low=low)
+  known = _checks.concrete(x)
   if known is not None and np.any(known > _MAX_COUNT):
     raise ValueError(f"{fn}: {name} must be <= {_MAX_COUNT} (2**24 - 1), got {x!r}")
   return x
@@ -431,7 +441,7 @@ def _check_count(fn: str, name: str, x: Any, *, low: int) -> Any:
 
 def _as_metric(fn: str, value: Any) -> jax.Array:
   """The metric as a float32 scalar; a real scalar of any dtype is accepted."""
-  if _is_variable(value):
+  if is_variable(value):
     value = value.get_value()
   try:
     arr = jnp.asarray(value)
@@ -447,50 +457,3 @@ def _as_metric(fn: str, value: Any) -> jax.Array:
         f"{arr.dtype}"
     )
   return arr.reshape(()).astype(jnp.float32)
-
-
-def _is_variable(x: Any) -> bool:
-  """A Flax NNX variable (e.g. ``nnx.OptArray``): one wrapped array."""
-  return callable(getattr(x, "get_value", None)) and callable(
-      getattr(x, "replace", None)
-  )
-
-
-def _value_of(x: Any) -> Any:
-  return x.get_value() if _is_variable(x) else x
-
-
-def _like(old: Any, new: jax.Array) -> Any:
-  """`new` in `old`'s wrapper: a new NNX variable if `old` is one."""
-  return old.replace(new) if _is_variable(old) else new
-
-
-def _map_plateau_states(
-    fn: str,
-    opt_state: Any,
-    f: Callable[[ReduceOnPlateauState], ReduceOnPlateauState],
-) -> Any:
-  """Applies `f` to each plateau state in `opt_state`; raises if there is none."""
-  count = 0
-
-  def visit(x: Any) -> Any:
-    nonlocal count
-    if isinstance(x, ReduceOnPlateauState):
-      count += 1
-      return f(x)
-    return x  # an NNX variable or another leaf, kept as it is
-
-  out = jax.tree.map(
-      visit,
-      opt_state,
-      is_leaf=lambda x: isinstance(x, ReduceOnPlateauState) or _is_variable(x),
-  )
-  if count == 0:
-    raise ValueError(
-        f"{fn}: opt_state holds no reduce_on_plateau state (got a "
-        f"{type(opt_state).__name__}); build the optimizer with "
-        "lrjax.reduce_on_plateau(...) in it, e.g. "
-        "optax.chain(optax.sgd(lr), lrjax.reduce_on_plateau())"
-    )
-  return out
-

@@ -6,15 +6,13 @@ imported when `plot` is called, never when lrjax is imported.
 
 from __future__ import annotations
 
-import dataclasses
-import inspect
 import textwrap
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
-from lrjax import _base
+from lrjax import _checks, _registry
 from lrjax._base import Schedule
 
 __all__ = ["plot"]
@@ -55,7 +53,7 @@ def plot(
     ax: the matplotlib ``Axes`` to draw on; by default a new figure from
       ``matplotlib.pyplot.subplots()``.
     labels: one legend label per schedule; by default each schedule's call
-      with its default arguments left out, e.g.
+      (its ``repr``: default arguments left out), e.g.
       ``cosine_decay(0.3, decay_steps=9380)``.
     log: a logarithmic learning-rate axis (zero rates are not drawn).
 
@@ -104,7 +102,7 @@ def plot(
         f"{fn}: labels must be a list of {len(schedules)} labels (one per "
         f"schedule), got {labels!r}"
     )
-  _base.check_bool(fn, "log", log)
+  _checks.check_bool(fn, "log", log)
 
   require_matplotlib()
   if ax is None:
@@ -129,7 +127,7 @@ def plot(
 def _steps(fn: str, steps: Any) -> np.ndarray:
   """`steps` as a 1-D integer (or float) NumPy array."""
   if isinstance(steps, (int, np.integer)) and not isinstance(steps, bool):
-    _base.check_int(fn, "steps", steps, low=1)
+    _checks.check_int(fn, "steps", steps, low=1)
     return np.arange(int(steps), dtype=np.int32)
   try:
     x = np.asarray(steps)
@@ -155,49 +153,9 @@ def _steps(fn: str, steps: Any) -> np.ndarray:
 
 
 def default_label(s: Any, width: int = 60) -> str:
-  """A schedule's call without its default arguments, wrapped to `width`."""
+  """A schedule's call (its ``repr``) wrapped to `width`; a callable's name."""
   if isinstance(s, Schedule):
-    text = short_repr(s)
+    text = _registry.call_text(s)
   else:
     text = getattr(s, "__qualname__", None) or repr(s)
   return "\n".join(textwrap.wrap(text, width, break_long_words=False)) or text
-
-
-def short_repr(s: Schedule) -> str:
-  """The call that builds `s`, leaving out arguments at their defaults.
-
-  The first argument is positional where the constructor allows it, lists
-  print as lists, and nested schedules print the same way, so the result
-  reads like hand-written code (and `python -m lrjax` parses it back).
-  """
-  params = inspect.signature(_base._CONSTRUCTORS[s.name]).parameters  # pylint: disable=protected-access
-  args = []
-  for f in dataclasses.fields(s):  # type: ignore[arg-type]
-    value = getattr(s, f.name)
-    p = params.get(f.name)
-    if p is not None and p.kind is p.VAR_POSITIONAL:  # product(*schedules)
-      args += [_value_repr(v) for v in value]
-    elif p is not None and p.kind is p.POSITIONAL_OR_KEYWORD and not args:
-      args.append(_value_repr(value))
-    elif p is not None and _is_default(value, p.default):
-      continue
-    else:
-      args.append(f"{f.name}={_value_repr(value)}")
-  return f"{s.name}({', '.join(args)})"
-
-
-def _is_default(value: Any, default: Any) -> bool:
-  plain = (bool, int, float, str, type(None))
-  if default is inspect.Parameter.empty:
-    return False
-  if not isinstance(value, plain) or not isinstance(default, plain):
-    return False
-  return isinstance(value, bool) == isinstance(default, bool) and value == default
-
-
-def _value_repr(x: Any) -> str:
-  if isinstance(x, Schedule):
-    return short_repr(x)
-  if isinstance(x, (tuple, list)):
-    return "[" + ", ".join(_value_repr(v) for v in x) + "]"
-  return _base._plain_repr(x)  # pylint: disable=protected-access

@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from lrjax import _base
+from lrjax import _checks
 
 __all__ = ["RangeTestResult", "lr_range_test"]
 
@@ -138,24 +138,24 @@ def lr_range_test(
     raise ValueError(f"{_FN}: loss_fn must be callable, got {loss_fn!r}")
   if not callable(optimizer):
     raise ValueError(f"{_FN}: optimizer must be callable, got {optimizer!r}")
-  min_value = _base.check_float(
+  min_value = _checks.check_float(
       _FN, "min_value", min_value, low=0.0, low_open=True
   )
-  max_value = _base.check_float(_FN, "max_value", max_value)
+  max_value = _checks.check_float(_FN, "max_value", max_value)
   if not max_value > min_value:
     raise ValueError(
         f"{_FN}: max_value must be > min_value = {min_value!r}, got "
         f"{max_value!r}"
     )
-  smoothing = _base.check_float(
+  smoothing = _checks.check_float(
       _FN, "smoothing", smoothing, low=0.0, high=1.0, high_open=True
   )
   if diverge_factor is not None:
-    diverge_factor = _base.check_float(
+    diverge_factor = _checks.check_float(
         _FN, "diverge_factor", diverge_factor, low=1.0, low_open=True
     )
   if num_steps is not None:
-    num_steps = _base.check_int(_FN, "num_steps", num_steps, low=2)
+    num_steps = _checks.check_int(_FN, "num_steps", num_steps, low=2)
   if batches is None:
     if num_steps is None:
       raise ValueError(f"{_FN}: num_steps must be given when batches is None")

@@ -138,9 +138,26 @@ def test_product_multiplies_pointwise_and_scalars_commute():
 
 
 def test_repr_reads_like_the_call():
+  # The first argument positional, defaults left out, nested calls the same.
   s = lrjax.warmup(lrjax.constant(0.1) * 2, steps=5)
-  assert repr(s) == ("warmup(schedule=product(constant(value=0.1), constant(value=2.0)), "
-                     "steps=5, init_value=0.0, shape='linear')")
+  assert repr(s) == "warmup(product(constant(0.1), constant(2.0)), steps=5)"
+  s = lrjax.warmup(lrjax.constant(0.1), steps=5, init_value=0.01, shape="cosine")
+  assert repr(s) == "warmup(constant(0.1), steps=5, init_value=0.01, shape='cosine')"
+  s = lrjax.multistep(0.1, milestones=[3, 7], gamma=0.5)
+  assert repr(s) == "multistep(0.1, milestones=[3, 7], gamma=0.5)"
+
+
+def test_repr_of_a_traced_schedule_names_the_traced_leaves():
+  seen = []
+
+  @jax.jit
+  def f(v):
+    s = lrjax.step_decay(v, step_size=3, gamma=0.5)
+    seen.append(repr(s))
+    return s(4)
+
+  np.testing.assert_allclose(f(0.2), 0.1, rtol=1e-6)
+  assert seen == ["step_decay(<traced float32[]>, step_size=3, gamma=0.5)"]
 
 
 def test_stacked_schedules_round_trip_through_dicts():

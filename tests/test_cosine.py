@@ -10,23 +10,31 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+import optax
+
 import lrjax
 import reference as ref
 
 BAD = [
     # cosine_decay
-    (lambda: lrjax.cosine_decay(-0.1, decay_steps=10), "cosine_decay: init_value must be >= 0.0"),
-    (lambda: lrjax.cosine_decay(float("inf"), decay_steps=10), "cosine_decay: init_value must be finite"),
+    (lambda: lrjax.cosine_decay(-0.1, decay_steps=10), "cosine_decay: peak_value must be >= 0.0"),
+    (lambda: lrjax.cosine_decay(float("inf"), decay_steps=10), "cosine_decay: peak_value must be finite"),
     (lambda: lrjax.cosine_decay(0.1, decay_steps=0), "cosine_decay: decay_steps must be >= 1"),
     (lambda: lrjax.cosine_decay(0.1, decay_steps=10.5), "cosine_decay: decay_steps must be an integer"),
     (lambda: lrjax.cosine_decay(0.1, decay_steps=True), "cosine_decay: decay_steps must be an integer"),
     (lambda: lrjax.cosine_decay(0.1, decay_steps=2**31), "cosine_decay: decay_steps must be <= 2147483647"),
     (lambda: lrjax.cosine_decay(0.1, decay_steps=10, end_value=-1e-3), "cosine_decay: end_value must be >= 0.0"),
     (lambda: lrjax.cosine_decay(0.1, decay_steps=10, warmup_steps=-1), "cosine_decay: warmup_steps must be >= 0"),
-    (lambda: lrjax.cosine_decay(0.1, decay_steps=10, warmup_steps=11),
-     "cosine_decay: warmup_steps must be <= decay_steps, got warmup_steps=11, decay_steps=10"),
-    (lambda: lrjax.cosine_decay(0.1, decay_steps=10, warmup_steps=2, warmup_init=float("nan")),
-     "cosine_decay: warmup_init must be finite"),
+    (lambda: lrjax.cosine_decay(0.1, decay_steps=2**31 - 10, warmup_steps=11),
+     "cosine_decay: warmup_steps + decay_steps must be <= 2147483647 (int32), got 11 + 2147483638"),
+    (lambda: lrjax.cosine_decay(0.1, decay_steps=10, warmup_steps=2, init_value=float("nan")),
+     "cosine_decay: init_value must be finite"),
+    (lambda: lrjax.cosine_decay(0.1, decay_steps=10, warmup_steps=2, init_value=-0.01),
+     "cosine_decay: init_value must be >= 0.0"),
+    (lambda: lrjax.cosine_decay(0.1, decay_steps=10, exponent=0.0),
+     "cosine_decay: exponent must be > 0.0"),
+    (lambda: lrjax.cosine_decay(0.1, decay_steps=10, exponent=float("inf")),
+     "cosine_decay: exponent must be finite"),
     # cosine_restarts
     (lambda: lrjax.cosine_restarts(-1.0, cycle_steps=10), "cosine_restarts: init_value must be >= 0.0"),
     (lambda: lrjax.cosine_restarts(0.1, cycle_steps=0), "cosine_restarts: cycle_steps must be >= 1"),
@@ -56,12 +64,14 @@ BAD = [
                                        decay_steps=2**30),
      "warmup_stable_decay: warmup_steps + stable_steps + decay_steps must be <= 2147483647"),
     # rex
-    (lambda: lrjax.rex(-0.1, decay_steps=10), "rex: init_value must be >= 0.0"),
+    (lambda: lrjax.rex(-0.1, decay_steps=10), "rex: peak_value must be >= 0.0"),
+    (lambda: lrjax.rex(0.1, decay_steps=10, warmup_steps=3, init_value=-0.1),
+     "rex: init_value must be >= 0.0"),
     (lambda: lrjax.rex(0.1, decay_steps=0), "rex: decay_steps must be >= 1"),
     (lambda: lrjax.rex(0.1, decay_steps=10, end_value=-1.0), "rex: end_value must be >= 0.0"),
     (lambda: lrjax.rex(0.1, decay_steps=10, warmup_steps=-2), "rex: warmup_steps must be >= 0"),
-    (lambda: lrjax.rex(0.1, decay_steps=10, warmup_steps=20),
-     "rex: warmup_steps must be <= decay_steps, got warmup_steps=20, decay_steps=10"),
+    (lambda: lrjax.rex(0.1, decay_steps=2**31 - 1, warmup_steps=1),
+     "rex: warmup_steps + decay_steps must be <= 2147483647"),
 ]
 
 
@@ -73,13 +83,11 @@ def test_bad_input_raises_value_error_naming_the_argument(make, message):
 
 
 ODD = [
-    (lambda: lrjax.cosine_decay(0.1, decay_steps=5, warmup_steps=5), "leaves no cosine"),
     (lambda: lrjax.cosine_decay(0.1, decay_steps=5, end_value=0.2), "rises instead of decaying"),
     (lambda: lrjax.cosine_restarts(0.1, cycle_steps=5, m_mul=1.5), "grows the peaks"),
     (lambda: lrjax.cosine_restarts(0.1, cycle_steps=5, end_value=0.3), "rises instead of decaying"),
     (lambda: lrjax.warmup_stable_decay(peak_value=0.1, warmup_steps=1, stable_steps=1,
                                        decay_steps=1, end_value=0.2), "rises instead of decaying"),
-    (lambda: lrjax.rex(0.1, decay_steps=5, warmup_steps=5), "leaves no decay"),
     (lambda: lrjax.rex(0.1, decay_steps=5, end_value=0.5), "rises instead of decaying"),
 ]
 
@@ -90,28 +98,42 @@ def test_odd_but_legal_settings_warn(make, message):
     make()
 
 
-def test_warmup_as_long_as_decay_drops_to_end_value_at_decay_steps():
-  with pytest.warns(UserWarning):
-    s = lrjax.cosine_decay(0.1, decay_steps=5, warmup_steps=5, end_value=0.01,
-                           warmup_init=0.02)
+def test_one_step_decay_drops_to_end_value_one_step_after_the_warmup():
+  s = lrjax.cosine_decay(0.1, warmup_steps=5, decay_steps=1, end_value=0.01,
+                         init_value=0.02)
   out = np.asarray(s(jnp.arange(8)))
-  expected = [0.02, 0.036, 0.052, 0.068, 0.084, 0.01, 0.01, 0.01]
+  expected = [0.02, 0.036, 0.052, 0.068, 0.084, 0.1, 0.01, 0.01]
   np.testing.assert_allclose(out, expected, rtol=1e-6)
 
 
-def test_decay_steps_include_the_warmup():
-  s = lrjax.cosine_decay(0.4, decay_steps=30, warmup_steps=10, end_value=0.1)
+def test_decay_steps_count_after_the_warmup():
+  # The vocabulary's own example: warm up 5 steps, decay 20, the end at 25.
+  s = lrjax.cosine_decay(0.3, warmup_steps=5, decay_steps=20)
+  np.testing.assert_allclose(s(jnp.array([0, 5, 15, 25, 26])), [0.0, 0.3, 0.15, 0.0, 0.0],
+                             rtol=1e-6, atol=1e-8)
+  assert float(s(24)) > 0.0
+  s = lrjax.cosine_decay(0.4, warmup_steps=10, decay_steps=20, end_value=0.1)
   np.testing.assert_allclose(s(10), 0.4, rtol=1e-6)  # peak at warmup_steps
   np.testing.assert_allclose(s(20), 0.25, rtol=1e-6)  # half-way through 20 steps
-  np.testing.assert_allclose(s(30), 0.1, rtol=1e-6)  # end_value at decay_steps
-  r = lrjax.rex(0.4, decay_steps=30, warmup_steps=10, end_value=0.1)
+  np.testing.assert_allclose(s(30), 0.1, rtol=1e-6)  # end_value at W + D
+  r = lrjax.rex(0.4, warmup_steps=10, decay_steps=20, end_value=0.1)
   np.testing.assert_allclose(r(10), 0.4, rtol=1e-6)
   np.testing.assert_allclose(r(20), 0.1 + 0.3 * 0.5 / 0.75, rtol=1e-6)
   np.testing.assert_allclose(r(30), 0.1, rtol=1e-6)
+  assert float(r(29)) > 0.1
+
+
+def test_warmup_starts_at_init_value():
+  for s in (lrjax.cosine_decay(0.4, warmup_steps=8, decay_steps=20, init_value=0.04),
+            lrjax.rex(0.4, warmup_steps=8, decay_steps=20, init_value=0.04),
+            lrjax.warmup_stable_decay(0.4, warmup_steps=8, stable_steps=2, decay_steps=20,
+                                      init_value=0.04)):
+    np.testing.assert_allclose(s(jnp.array([0, 4, 8])), [0.04, 0.22, 0.4], rtol=1e-6,
+                               err_msg=repr(s))
 
 
 def test_wsd_phases_follow_each_other():
-  s = lrjax.warmup_stable_decay(peak_value=1.0, warmup_steps=4, stable_steps=6,
+  s = lrjax.warmup_stable_decay(1.0, warmup_steps=4, stable_steps=6,
                                 decay_steps=16, decay_shape="1-sqrt")
   out = np.asarray(s(jnp.array([0, 2, 4, 9, 10, 14, 26, 27])))
   np.testing.assert_allclose(out, [0.0, 0.5, 1.0, 1.0, 1.0, 0.5, 0.0, 0.0], atol=1e-7)
@@ -119,7 +141,7 @@ def test_wsd_phases_follow_each_other():
 
 @pytest.mark.parametrize("shape", ["linear", "cosine", "1-sqrt"])
 def test_wsd_decay_shapes_at_a_quarter(shape):
-  s = lrjax.warmup_stable_decay(peak_value=0.2, warmup_steps=0, stable_steps=0,
+  s = lrjax.warmup_stable_decay(0.2, warmup_steps=0, stable_steps=0,
                                 decay_steps=100, end_value=0.1, decay_shape=shape)
   frac = {"linear": 0.75, "cosine": (1 + math.cos(math.pi / 4)) / 2, "1-sqrt": 0.5}[shape]
   np.testing.assert_allclose(s(25), 0.1 + 0.1 * frac, rtol=1e-6)
@@ -204,8 +226,8 @@ def test_traced_arguments_under_vmap_and_jit():
   values = jnp.array([0.1, 0.2, 0.4])
   out = jax.vmap(lambda v: lrjax.cosine_decay(v, decay_steps=100)(50))(values)
   np.testing.assert_allclose(out, [0.05, 0.1, 0.2], rtol=1e-6)
-  steps = jnp.array([20, 40, 80], jnp.int32)
-  out = jax.vmap(lambda d: lrjax.cosine_decay(1.0, decay_steps=d, warmup_steps=10)(30))(steps)
+  steps = jnp.array([10, 30, 70], jnp.int32)  # the decays after a 10-step warmup
+  out = jax.vmap(lambda d: lrjax.cosine_decay(1.0, warmup_steps=10, decay_steps=d)(30))(steps)
   np.testing.assert_allclose(
       out, [0.0, (1 + math.cos(math.pi * 20 / 30)) / 2,
             (1 + math.cos(math.pi * 20 / 70)) / 2], rtol=1e-6, atol=1e-7)
@@ -220,8 +242,8 @@ def test_traced_arguments_under_vmap_and_jit():
           jnp.array([1.0, 2.0]), jnp.array([0, 5]))
   np.testing.assert_allclose(out[0], ref.wsd(np.arange(30), 1.0, 0, 5, 10), atol=1e-6)
   np.testing.assert_allclose(out[1], ref.wsd(np.arange(30), 2.0, 5, 5, 10), atol=1e-6)
-  f = jax.jit(lambda v, d, t: lrjax.rex(v, decay_steps=d, warmup_steps=4)(t))
-  np.testing.assert_allclose(f(0.5, 24, 14), ref.rex([14], 0.5, 24, 0.0, 4)[0], rtol=1e-6)
+  f = jax.jit(lambda v, d, t: lrjax.rex(v, warmup_steps=4, decay_steps=d)(t))
+  np.testing.assert_allclose(f(0.5, 20, 14), ref.rex([14], 0.5, 4 + 20, 0.0, 4)[0], rtol=1e-6)
 
 
 def test_traced_arguments_skip_the_checks():
@@ -309,6 +331,36 @@ def test_matches_keras_cosine_decay(keras_schedules, warmup_target, warmup_steps
   steps = np.arange(0, 140)
   expected = _keras_values(k, steps)
   peak = init if warmup_target is None else warmup_target
-  s = lrjax.cosine_decay(peak, decay_steps=100 + warmup_steps, end_value=alpha * peak,
-                         warmup_steps=warmup_steps, warmup_init=init)
+  # Keras, too, counts its decay_steps after the warmup.
+  s = lrjax.cosine_decay(peak, decay_steps=100, end_value=alpha * peak,
+                         warmup_steps=warmup_steps, init_value=init)
   np.testing.assert_allclose(s(jnp.asarray(steps)), expected, rtol=1e-6, atol=1e-6 * peak)
+
+
+# --- optax -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("init,warmup_steps,decay_steps,end,exponent", [
+    (0.0, 10, 100, 0.0, 1.0), (0.01, 25, 60, 0.002, 1.0), (0.05, 0, 40, 0.01, 1.0),
+    (0.0, 10, 100, 0.0, 2.0), (0.01, 25, 60, 0.002, 0.5)])
+def test_matches_optax_warmup_cosine_decay_schedule(init, warmup_steps, decay_steps, end,
+                                                    exponent):
+  # optax counts the warmup in its decay_steps; lrjax's decay_steps is the rest.
+  o = optax.warmup_cosine_decay_schedule(init, 0.3, warmup_steps, decay_steps, end,
+                                         exponent=exponent)
+  steps = np.arange(decay_steps + 20)
+  expected = np.array([float(o(int(t))) for t in steps])
+  s = lrjax.cosine_decay(0.3, warmup_steps=warmup_steps,
+                         decay_steps=decay_steps - warmup_steps, end_value=end,
+                         init_value=init, exponent=exponent)
+  np.testing.assert_allclose(s(jnp.asarray(steps)), expected, rtol=1e-5, atol=1e-6 * 0.3)
+
+
+@pytest.mark.parametrize("alpha,exponent", [(0.0, 1.0), (0.1, 3.0), (0.0, 0.7)])
+def test_matches_optax_cosine_decay_schedule(alpha, exponent):
+  o = optax.cosine_decay_schedule(0.2, 80, alpha=alpha, exponent=exponent)
+  steps = np.arange(100)
+  expected = np.array([float(o(int(t))) for t in steps])
+  s = lrjax.cosine_decay(0.2, decay_steps=80, end_value=alpha * 0.2, exponent=exponent)
+  np.testing.assert_allclose(s(jnp.asarray(steps)), expected, rtol=1e-5, atol=1e-6 * 0.2)
+

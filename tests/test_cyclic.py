@@ -1,5 +1,6 @@
-"""cyclic and one_cycle: checks, traced arguments, specific properties, and
-PyTorch's CyclicLR / OneCycleLR where installed."""
+"""cyclic, one_cycle and their momentum curves: checks, traced arguments,
+specific properties, and PyTorch's CyclicLR / OneCycleLR (rates and the
+momentum they cycle) where installed."""
 
 from __future__ import annotations
 
@@ -18,7 +19,15 @@ def _cyc(**kw):
 
 
 def _one(**kw):
-  return lrjax.one_cycle(**{"max_value": 0.1, "total_steps": 100, **kw})
+  return lrjax.one_cycle(**{"peak_value": 0.1, "total_steps": 100, **kw})
+
+
+def _cm(**kw):
+  return lrjax.cyclic_momentum(**{"step_size_up": 10, **kw})
+
+
+def _om(**kw):
+  return lrjax.one_cycle_momentum(**{"total_steps": 100, **kw})
 
 
 BAD = [
@@ -35,7 +44,7 @@ BAD = [
     (lambda: _cyc(mode="triangle"), "cyclic: mode must be one of"),
     (lambda: _cyc(mode="exp_range", gamma=0.0), "cyclic: gamma must be > 0.0"),
     (lambda: _cyc(mode="exp_range", gamma=1.01), "cyclic: gamma must be <= 1.0"),
-    (lambda: _one(max_value=-1.0), "one_cycle: max_value must be >= 0.0"),
+    (lambda: _one(peak_value=-1.0), "one_cycle: peak_value must be >= 0.0"),
     (lambda: _one(total_steps=0), "one_cycle: total_steps must be >= 1"),
     (lambda: _one(total_steps=99.5), "one_cycle: total_steps must be an integer"),
     (lambda: _one(pct_start=0.0), "one_cycle: pct_start must be > 0.0"),
@@ -47,10 +56,31 @@ BAD = [
      "one_cycle: pct_start * total_steps must be > 1 (the first phase ends at step "
      "pct_start * total_steps - 1), got pct_start=0.01, total_steps=100"),
     (lambda: _one(total_steps=1), "one_cycle: pct_start * total_steps must be > 1"),
-    (lambda: _one(anneal="cosine"), "one_cycle: anneal must be one of ('cos', 'linear')"),
+    (lambda: _one(shape="cos"), "one_cycle: shape must be one of ('cosine', 'linear')"),
+    (lambda: _one(shape="1-sqrt"), "one_cycle: shape must be one of ('cosine', 'linear')"),
     (lambda: _one(div_factor=0.0), "one_cycle: div_factor must be > 0.0"),
     (lambda: _one(final_div_factor=-1.0), "one_cycle: final_div_factor must be > 0.0"),
     (lambda: _one(three_phase=1), "one_cycle: three_phase must be a bool"),
+    (lambda: _cm(base_value=-0.1), "cyclic_momentum: base_value must be >= 0.0"),
+    (lambda: _cm(max_value=1.5), "cyclic_momentum: max_value must be <= 1.0"),
+    (lambda: _cm(base_value=0.95),
+     "cyclic_momentum: max_value must be >= base_value, got max_value=0.9, "
+     "base_value=0.95"),
+    (lambda: _cm(step_size_up=0), "cyclic_momentum: step_size_up must be >= 1"),
+    (lambda: _cm(step_size_down=1.5), "cyclic_momentum: step_size_down must be an integer"),
+    (lambda: _cm(mode="cos"), "cyclic_momentum: mode must be one of"),
+    (lambda: _cm(mode="exp_range", gamma=2.0), "cyclic_momentum: gamma must be <= 1.0"),
+    (lambda: _om(base_value=float("nan")), "one_cycle_momentum: base_value must be finite"),
+    (lambda: _om(max_value=1.01), "one_cycle_momentum: max_value must be <= 1.0"),
+    (lambda: _om(base_value=0.96),
+     "one_cycle_momentum: max_value must be >= base_value"),
+    (lambda: _om(total_steps=0), "one_cycle_momentum: total_steps must be >= 1"),
+    (lambda: _om(pct_start=1.0), "one_cycle_momentum: pct_start must be < 1.0"),
+    (lambda: _om(pct_start=0.6, three_phase=True),
+     "one_cycle_momentum: pct_start must be <= 0.5 with three_phase=True"),
+    (lambda: _om(total_steps=3), "one_cycle_momentum: pct_start * total_steps must be > 1"),
+    (lambda: _om(shape="cos"), "one_cycle_momentum: shape must be one of"),
+    (lambda: _om(three_phase="yes"), "one_cycle_momentum: three_phase must be a bool"),
 ]
 
 
@@ -114,10 +144,10 @@ def test_one_cycle_holds_its_final_value():
   assert float(s(98)) > final
 
 
-@pytest.mark.parametrize("anneal", ["cos", "linear"])
-def test_three_phase_is_symmetric_about_the_peak(anneal):
+@pytest.mark.parametrize("shape", ["cosine", "linear"])
+def test_three_phase_is_symmetric_about_the_peak(shape):
   # pct_start * total_steps - 1 = 24: the first two phases mirror each other.
-  s = _one(pct_start=0.25, anneal=anneal, three_phase=True)
+  s = _one(pct_start=0.25, shape=shape, three_phase=True)
   k = jnp.arange(25)
   np.testing.assert_allclose(s(24 - k), s(24 + k), rtol=1e-6)
   np.testing.assert_allclose(s(24), 0.1, rtol=1e-6)
@@ -134,7 +164,7 @@ def test_traced_arguments_under_vmap_and_jit():
   np.testing.assert_allclose(out[1], ref.cyclic_lr(t, 0.0, 2.0, 8, mode="triangular2"),
                              rtol=1e-6, atol=1e-7)
   t = np.arange(120)
-  out = jax.vmap(lambda p, n: lrjax.one_cycle(max_value=0.1, total_steps=n, pct_start=p)(t))(
+  out = jax.vmap(lambda p, n: lrjax.one_cycle(peak_value=0.1, total_steps=n, pct_start=p)(t))(
       jnp.array([0.3, 0.25]), jnp.array([100, 80]))
   np.testing.assert_allclose(out[0], ref.one_cycle_lr(t, 0.1, 100, 0.3), rtol=1e-5, atol=1e-7)
   np.testing.assert_allclose(out[1], ref.one_cycle_lr(t, 0.1, 80, 0.25), rtol=1e-5, atol=1e-7)
@@ -187,6 +217,9 @@ def test_torch_exp_range_with_an_inexact_gamma_drifts_as_documented():
   assert np.all(np.abs(out - expected) <= bound * np.abs(expected) + 1e-7)
 
 
+_SHAPE = {"cos": "cosine", "linear": "linear"}  # torch's anneal_strategy -> shape
+
+
 @pytest.mark.parametrize("total,pct,anneal,three_phase,div,final_div", [
     (100, 0.3, "cos", False, 25.0, 1e4),
     (100, 0.29, "cos", False, 25.0, 1e4),
@@ -200,6 +233,106 @@ def test_matches_torch_one_cycle_lr(total, pct, anneal, three_phase, div, final_
       o, max_lr=0.1, total_steps=total, pct_start=pct, anneal_strategy=anneal,
       div_factor=div, final_div_factor=final_div, three_phase=three_phase,
       cycle_momentum=False), total)
-  s = lrjax.one_cycle(max_value=0.1, total_steps=total, pct_start=pct, anneal=anneal,
-                      div_factor=div, final_div_factor=final_div, three_phase=three_phase)
+  s = lrjax.one_cycle(peak_value=0.1, total_steps=total, pct_start=pct,
+                      shape=_SHAPE[anneal], div_factor=div, final_div_factor=final_div,
+                      three_phase=three_phase)
   np.testing.assert_allclose(s(jnp.arange(total)), expected, rtol=1e-6, atol=1e-6 * 0.1)
+
+
+# --- the momentum curves -------------------------------------------------------
+
+
+def test_one_cycle_momentum_is_lowest_where_the_rate_peaks():
+  t = jnp.arange(200)
+  for three_phase in (False, True):
+    lr = np.asarray(_one(total_steps=200, pct_start=0.3, three_phase=three_phase)(t))
+    m = np.asarray(_om(total_steps=200, pct_start=0.3, three_phase=three_phase)(t))
+    assert np.argmax(lr) == np.argmin(m) == 59  # pct_start * total_steps - 1
+    np.testing.assert_allclose(m[[0, 59, 199]], [0.95, 0.85, 0.95], rtol=1e-6)
+  np.testing.assert_allclose(_om()(jnp.array([99, 100, 10**6])), 0.95, rtol=1e-6)
+
+
+def test_cyclic_momentum_mirrors_the_rate_in_its_band():
+  # With the same band the rate and the momentum add up to base + max.
+  for mode, gamma in [("triangular", 1.0), ("triangular2", 1.0), ("exp_range", 0.984375)]:
+    kw = dict(base_value=0.8, max_value=0.9, step_size_up=7, step_size_down=3,
+              mode=mode, gamma=gamma)
+    t = jnp.arange(100)
+    np.testing.assert_allclose(
+        lrjax.cyclic(**kw)(t) + lrjax.cyclic_momentum(**kw)(t), 1.7, rtol=1e-6)
+
+
+def test_momentum_defaults_are_pytorchs():
+  np.testing.assert_allclose([_om()(0), _om()(29)], [0.95, 0.85], rtol=1e-6)
+  np.testing.assert_allclose([_cm()(0), _cm()(10)], [0.9, 0.8], rtol=1e-6)
+
+
+def test_momentum_traced_arguments_under_vmap():
+  t = np.arange(120)
+  out = jax.vmap(lambda b, n: lrjax.one_cycle_momentum(total_steps=n, base_value=b)(t))(
+      jnp.array([0.85, 0.5]), jnp.array([100, 80]))
+  np.testing.assert_allclose(out[0], ref.one_cycle_momentum(t, 100, 0.85), rtol=1e-5)
+  np.testing.assert_allclose(out[1], ref.one_cycle_momentum(t, 80, 0.5), rtol=1e-5)
+  out = jax.vmap(lambda m, u: lrjax.cyclic_momentum(max_value=m, step_size_up=u)(t))(
+      jnp.array([0.9, 0.99]), jnp.array([5, 8]))
+  np.testing.assert_allclose(out[0], ref.cyclic_momentum(t, 0.8, 0.9, 5), rtol=1e-6)
+  np.testing.assert_allclose(out[1], ref.cyclic_momentum(t, 0.8, 0.99, 8), rtol=1e-6)
+
+
+def _torch_momentum(make_scheduler, steps, *, adam):
+  """What the scheduler writes into param_group["momentum"] (or betas[0])."""
+  torch = pytest.importorskip("torch")
+  param = torch.nn.Parameter(torch.zeros(1))
+  if adam:
+    opt = torch.optim.Adam([param], lr=0.1)
+  else:
+    opt = torch.optim.SGD([param], lr=0.1, momentum=0.9)
+  sched = make_scheduler(torch.optim.lr_scheduler, opt)
+  read = (lambda g: g["betas"][0]) if adam else (lambda g: g["momentum"])
+  out = [read(opt.param_groups[0])]
+  for _ in range(steps - 1):
+    opt.step()
+    sched.step()
+    out.append(read(opt.param_groups[0]))
+  return np.array(out, np.float64)
+
+
+@pytest.mark.parametrize("adam", [False, True], ids=["sgd_momentum", "adam_beta1"])
+@pytest.mark.parametrize("total,pct,anneal,three_phase,base,top", [
+    (100, 0.3, "cos", False, 0.85, 0.95),
+    (100, 0.29, "cos", False, 0.85, 0.95),
+    (250, 0.25, "linear", False, 0.8, 0.9),
+    (200, 0.3, "cos", True, 0.85, 0.95),
+    (37, 0.45, "linear", True, 0.5, 0.99),
+])
+def test_matches_torch_one_cycle_momentum(total, pct, anneal, three_phase, base, top,
+                                          adam):
+  expected = _torch_momentum(lambda m, o: m.OneCycleLR(
+      o, max_lr=0.1, total_steps=total, pct_start=pct, anneal_strategy=anneal,
+      three_phase=three_phase, base_momentum=base, max_momentum=top), total, adam=adam)
+  np.testing.assert_allclose(
+      expected, ref.one_cycle_momentum(np.arange(total), total, base, top, pct, anneal,
+                                       three_phase), rtol=1e-12)
+  s = lrjax.one_cycle_momentum(total_steps=total, base_value=base, max_value=top,
+                               pct_start=pct, shape=_SHAPE[anneal],
+                               three_phase=three_phase)
+  np.testing.assert_allclose(s(jnp.arange(total)), expected, rtol=1e-6)
+
+
+@pytest.mark.parametrize("adam", [False, True], ids=["sgd_momentum", "adam_beta1"])
+@pytest.mark.parametrize("up,down,mode,gamma", [
+    (20, None, "triangular", 1.0),
+    (5, 15, "triangular2", 1.0),
+    (12, 3, "exp_range", 0.99609375),  # 1 - 2**-8: exact in float32
+    (4, 0, "triangular", 1.0),
+])
+def test_matches_torch_cyclic_momentum(up, down, mode, gamma, adam):
+  expected = _torch_momentum(lambda m, o: m.CyclicLR(
+      o, base_lr=0.002, max_lr=0.01, step_size_up=up, step_size_down=down, mode=mode,
+      gamma=gamma, base_momentum=0.8, max_momentum=0.9), 300, adam=adam)
+  np.testing.assert_allclose(
+      expected, ref.cyclic_momentum(np.arange(300), 0.8, 0.9, up, down, mode, gamma),
+      rtol=1e-12)
+  s = lrjax.cyclic_momentum(base_value=0.8, max_value=0.9, step_size_up=up,
+                            step_size_down=down, mode=mode, gamma=gamma)
+  np.testing.assert_allclose(s(jnp.arange(300)), expected, rtol=1e-6)

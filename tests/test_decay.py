@@ -45,6 +45,19 @@ BAD_ARGS = [
      "multistep: gamma must be >= 0"),
     (lrjax.multistep, dict(init_value=0.1, milestones=[5], gamma=NAN),
      "multistep: gamma must be finite"),
+    # piecewise_interpolate
+    (lrjax.piecewise_interpolate, dict(boundaries=[5, 3], values=[1.0, 0.5, 0.1]),
+     "piecewise_interpolate: boundaries must be strictly increasing"),
+    (lrjax.piecewise_interpolate, dict(boundaries=[0, 5], values=[1.0, 0.5, 0.1]),
+     "piecewise_interpolate: boundaries[0] must be >= 1"),
+    (lrjax.piecewise_interpolate, dict(boundaries=[3, 7], values=[1.0, 0.5]),
+     "piecewise_interpolate: needs len(values) == len(boundaries) + 1"),
+    (lrjax.piecewise_interpolate, dict(boundaries=[3], values=[1.0, -0.5]),
+     "piecewise_interpolate: values[1] must be >= 0"),
+    (lrjax.piecewise_interpolate, dict(boundaries=[3], values=[1.0, 0.5], shape="cos"),
+     "piecewise_interpolate: shape must be one of ('linear', 'cosine')"),
+    (lrjax.piecewise_interpolate, dict(boundaries=[3], values=[1.0, 0.5], shape="1-sqrt"),
+     "piecewise_interpolate: shape must be one of"),
     # piecewise_constant
     (lrjax.piecewise_constant, dict(boundaries=[5, 5], values=[1.0, 0.5, 0.1]),
      "piecewise_constant: boundaries must be strictly increasing"),
@@ -137,12 +150,14 @@ BAD_ARGS = [
     (lrjax.linear, dict(init_value=0.1, end_value=0.0, steps=True),
      "linear: steps must be an integer"),
     # inverse_sqrt
-    (lrjax.inverse_sqrt, dict(init_value=-0.1),
-     "inverse_sqrt: init_value must be >= 0"),
-    (lrjax.inverse_sqrt, dict(init_value=0.1, warmup_steps=-1),
+    (lrjax.inverse_sqrt, dict(peak_value=-0.1),
+     "inverse_sqrt: peak_value must be >= 0"),
+    (lrjax.inverse_sqrt, dict(peak_value=0.1, warmup_steps=-1),
      "inverse_sqrt: warmup_steps must be >= 0"),
-    (lrjax.inverse_sqrt, dict(init_value=0.1, warmup_steps=2.5),
+    (lrjax.inverse_sqrt, dict(peak_value=0.1, warmup_steps=2.5),
      "inverse_sqrt: warmup_steps must be an integer"),
+    (lrjax.inverse_sqrt, dict(peak_value=0.1, warmup_steps=4, init_value=NAN),
+     "inverse_sqrt: init_value must be finite"),
 ]
 
 
@@ -159,6 +174,17 @@ def test_growth_without_ceiling_warns_and_grows():
   with pytest.warns(UserWarning, match="exponential_decay: decay_rate=1.1 > 1"):
     s = lrjax.exponential_decay(0.01, decay_steps=10, decay_rate=1.1)
   np.testing.assert_allclose(s(100), 0.01 * 1.1**10, rtol=1e-6)
+  with pytest.warns(UserWarning, match="step_decay: gamma=1.5 > 1 grows the rate"):
+    s = lrjax.step_decay(0.01, step_size=10, gamma=1.5)
+  np.testing.assert_allclose(s(100), 0.01 * 1.5**10, rtol=1e-6)
+  assert np.isinf(s(10**5))  # as the warning says: 1.5**10**4 overflows
+
+
+def test_a_growth_factor_of_one_or_a_ceiling_does_not_warn():
+  # filterwarnings = error: any warning here fails the test.
+  lrjax.step_decay(0.1, step_size=10, gamma=1.0)
+  lrjax.exponential_decay(0.01, decay_steps=10, decay_rate=1.1, end_value=0.1)
+  lrjax.multistep(0.01, milestones=[3], gamma=1.5)  # a finite number of steps
 
 
 # --- traced hyperparameters ----------------------------------------------------
@@ -256,9 +282,11 @@ def test_traced_inverse_sqrt():
   # warmup_steps 0 (the d2l formula) and > 0 (fairseq) in one traced batch.
   inits = np.array([0.1, 0.2, 0.3], np.float32)
   warmups = np.array([0, 1, 16], np.int32)
-  out = _vmapped(lambda i, w: lrjax.inverse_sqrt(i, warmup_steps=w), inits, warmups)
-  _assert_rows(out, [ref.inverse_sqrt(STEPS, float(i), int(w))
-                     for i, w in zip(inits, warmups)])
+  starts = np.array([0.0, 0.05, 0.01], np.float32)
+  out = _vmapped(lambda i, w, v: lrjax.inverse_sqrt(i, warmup_steps=w, init_value=v),
+                 inits, warmups, starts)
+  _assert_rows(out, [ref.inverse_sqrt(STEPS, float(i), int(w), float(v))
+                     for i, w, v in zip(inits, warmups, starts)])
 
 
 # --- specific behaviour ----------------------------------------------------------
@@ -328,12 +356,14 @@ def test_polynomial_cycle_reaches_end_then_jumps():
   np.testing.assert_allclose(s(11), 0.09 * (9 / 20) ** 2 + 0.01, rtol=1e-6)
 
 
-def test_inverse_sqrt_warmup_starts_at_zero_and_peaks_at_warmup():
+def test_inverse_sqrt_warmup_starts_at_init_value_and_peaks_at_warmup():
   s = lrjax.inverse_sqrt(0.5, warmup_steps=100)
   np.testing.assert_array_equal(s(jnp.array([0, 100])), np.float32([0.0, 0.5]))
   np.testing.assert_allclose(s(50), 0.25, rtol=1e-7)
   np.testing.assert_allclose(s(400), 0.5 * math.sqrt(100 / 400), rtol=1e-7)
-  # Without warmup, step 0 is init_value (d2l's (t + 1) ** -0.5).
+  s = lrjax.inverse_sqrt(0.5, warmup_steps=100, init_value=0.1)
+  np.testing.assert_allclose(s(jnp.array([0, 50, 100])), [0.1, 0.3, 0.5], rtol=1e-6)
+  # Without warmup, step 0 is peak_value (d2l's (t + 1) ** -0.5).
   np.testing.assert_allclose(lrjax.inverse_sqrt(0.5)(0), 0.5, rtol=1e-7)
 
 
@@ -460,3 +490,52 @@ def test_matches_keras_schedule(keras_schedules, name, make_keras, make_lrjax):
   assert expected.dtype == np.float64
   out = make_lrjax()(jnp.asarray(KERAS_STEPS, jnp.int32))
   np.testing.assert_allclose(out, expected, rtol=1e-6, atol=1e-12)
+
+
+# --- optax ---------------------------------------------------------------------
+
+
+def _optax_values(schedule, steps):
+  return np.array([float(schedule(int(t))) for t in steps])
+
+
+@pytest.mark.parametrize("kind", ["linear", "cosine"])
+def test_matches_optax_piecewise_interpolate_schedule(kind):
+  optax = pytest.importorskip("optax")
+  scales = {10: 0.5, 25: 4.0, 60: 0.01}
+  o = optax.piecewise_interpolate_schedule(kind, 0.2, scales)
+  steps = np.arange(80)
+  # optax multiplies the scales up: the absolute values are their products.
+  s = lrjax.piecewise_interpolate(boundaries=[10, 25, 60],
+                                  values=[0.2, 0.2 * 0.5, 0.2 * 0.5 * 4.0,
+                                          0.2 * 0.5 * 4.0 * 0.01], shape=kind)
+  np.testing.assert_allclose(s(jnp.asarray(steps)), _optax_values(o, steps), rtol=1e-5,
+                             atol=1e-7)
+
+
+def test_matches_optax_linear_onecycle_schedule():
+  optax = pytest.importorskip("optax")
+  total, peak, pct_start, pct_final, div, final_div = 200, 0.3, 0.25, 0.9, 10.0, 100.0
+  o = optax.linear_onecycle_schedule(total, peak, pct_start, pct_final, div, final_div)
+  s = lrjax.piecewise_interpolate(
+      boundaries=[int(pct_start * total), int(pct_final * total), total],
+      values=[peak / div, peak, peak / div, peak / div / final_div])
+  steps = np.arange(total + 20)
+  np.testing.assert_allclose(s(jnp.asarray(steps)), _optax_values(o, steps), rtol=1e-5,
+                             atol=1e-8)
+
+
+
+@pytest.mark.parametrize("begin,staircase,end", [(0, False, None), (15, True, 0.01)])
+def test_matches_optax_warmup_exponential_decay_schedule(begin, staircase, end):
+  optax = pytest.importorskip("optax")
+  o = optax.warmup_exponential_decay_schedule(0.01, 0.2, 10, 8, 0.5, transition_begin=begin,
+                                              staircase=staircase, end_value=end)
+  decay = lrjax.exponential_decay(0.2, decay_steps=8, decay_rate=0.5, staircase=staircase,
+                                  end_value=end)
+  if begin:  # optax holds the peak for transition_begin steps
+    decay = lrjax.sequence([lrjax.constant(0.2), decay], boundaries=[begin])
+  s = lrjax.warmup(decay, steps=10, init_value=0.01)
+  steps = np.arange(120)
+  np.testing.assert_allclose(s(jnp.asarray(steps)), _optax_values(o, steps), rtol=1e-5,
+                             atol=1e-8)

@@ -10,9 +10,7 @@ Where torch is installed, its real scheduler is compared too.
 
 from __future__ import annotations
 
-import importlib.util
 import math
-import pathlib
 import re
 
 import jax
@@ -585,29 +583,6 @@ def test_nnx_optimizer():
   np.testing.assert_allclose(kernel(), before - step, rtol=1e-5)
   assert float(lrjax.plateau_scale(opt.opt_state)) == 0.125
   assert int(opt.step[...]) == 2
-
-
-# --- the benchmark ----------------------------------------------------------------
-
-
-def test_benchmark_quick_smoke(tmp_path, capsys):
-  path = pathlib.Path(__file__).parent.parent / "benchmarks" / "plateau_overhead.py"
-  spec = importlib.util.spec_from_file_location("plateau_overhead", path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  out_json = tmp_path / "out.json"
-  report = module.main(["--quick", "--json", str(out_json)])
-  table = capsys.readouterr().out
-  assert "| sgd + lrjax plateau, value= |" in table
-  assert out_json.exists()
-  for size, rows in report["results"].items():
-    assert set(rows) == {
-        "sgd", "sgd + lrjax plateau, value=", "sgd + lrjax plateau, no value",
-        "sgd + optax plateau, value=",
-    }
-    assert rows["sgd"]["ratio"] == 1.0
-    for r in rows.values():
-      assert r["us_per_step"] > 0 and math.isfinite(r["ratio"])
 
 
 # --- traced and injected hyperparameters --------------------------------------------

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import lrjax
-from lrjax import _base
+from lrjax import _registry
 from lrjax import _plot
 from lrjax._cli import ExpressionError, main, parse_schedule
 
@@ -94,7 +94,8 @@ def test_plot_default_labels_are_the_call_without_defaults():
 def test_default_label_parses_back_to_the_same_schedule():
   s = lrjax.warmup(lrjax.step_decay(0.1, step_size=10, gamma=0.5), steps=3,
                    init_value=0.01, shape="cosine") * 0.5
-  label = _plot.short_repr(s)
+  label = _plot.default_label(s, width=1000)
+  assert label == repr(s)
   assert "shape='cosine'" in label and "init_value=0.01" in label
   assert parse_schedule(label).to_dict() == s.to_dict()
 
@@ -213,17 +214,17 @@ def test_show_json_round_trip(capsys, tmp_path):
                                expected, rtol=5e-6)
 
 
-def test_show_prints_the_full_call_which_parses_back(capsys):
-  code, out, _ = run(capsys, "show", "warmup(constant(0.2), steps=3)")
+def test_show_prints_the_call_which_parses_back(capsys):
+  code, out, _ = run(capsys, "show", "warmup(constant(0.2), steps=3, init_value=0.0)")
   assert code == 0
-  assert out.strip() == "warmup(schedule=constant(value=0.2), steps=3, init_value=0.0, shape='linear')"
+  assert out.strip() == "warmup(constant(0.2), steps=3)"
   assert parse_schedule(out).to_dict() == lrjax.warmup(lrjax.constant(0.2), steps=3).to_dict()
 
 
 def test_list_names_every_constructor(capsys):
   code, out, _ = run(capsys, "list")
   assert code == 0
-  assert [l.split("(")[0] for l in out.splitlines()] == sorted(_base._CONSTRUCTORS)
+  assert [l.split("(")[0] for l in out.splitlines()] == _registry.names()
   assert "step_decay(init_value, *, step_size, gamma)" in out.splitlines()
 
 
@@ -344,7 +345,7 @@ def _gallery():
 
 def test_gallery_has_an_example_for_every_constructor():
   gallery = _gallery()
-  missing = sorted(set(_base._CONSTRUCTORS) - set(gallery.EXAMPLES))
+  missing = sorted(set(_registry.names()) - set(gallery.EXAMPLES))
   assert not missing, f"docs/make_gallery.py EXAMPLES lacks {missing}"
 
 
@@ -359,13 +360,14 @@ def test_gallery_script_fails_on_a_missing_entry(monkeypatch, tmp_path):
 def test_gallery_script_writes_one_image_per_family(tmp_path, capsys):
   gallery = _gallery()
   written = gallery.main(["--out", str(tmp_path)])
-  families = {f.__module__.rsplit(".", 1)[-1].lstrip("_") for f in _base._CONSTRUCTORS.values()}
+  families = {_registry.lookup(n).__module__.rsplit(".", 1)[-1].lstrip("_")
+              for n in _registry.names()}
   assert sorted(os.path.basename(p) for p in written) == sorted(
       f"gallery_{f}.png" for f in families)
   assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
       os.path.basename(p) for p in written)
   drawn = capsys.readouterr().out
-  for name in _base._CONSTRUCTORS:  # every constructor has its panel
+  for name in _registry.names():  # every constructor has its panel
     assert f" {name}," in drawn or f" {name}\n" in drawn
   for path in written:
     img = matplotlib.image.imread(path)
