@@ -1,11 +1,14 @@
-"""The Fashion-MNIST example on the real data: learning, outputs, resume, one
-compile, schedules, the command line, and two devices against one.
+"""The Fashion-MNIST example: a smoke run on a small generated dataset (no
+download), and on the real data: learning, outputs (TensorBoard included),
+resume, one trace per run and per --compare, schedules, the command line, and
+two devices against one.
 
-The data comes from the Debian package ``dataset-fashion-mnist`` (installed by
-``.ci/setup``) or a previous run's cache; without either these tests fail with
-the example's own message saying how to get it.
+The real data comes from the Debian package ``dataset-fashion-mnist``
+(installed by ``.ci/setup``) or a previous run's cache; without either those
+tests fail with the example's own message saying how to get it.
 """
 
+import dataclasses
 import gzip
 import hashlib
 import importlib.util
@@ -20,12 +23,17 @@ import sys
 import jax
 import numpy as np
 import pytest
+from flax import nnx
 
 EXAMPLE = pathlib.Path(__file__).resolve().parents[1] / "examples" / "fashion_mnist"
 sys.path.insert(0, str(EXAMPLE))
 
-import data  # noqa: E402  pylint: disable=wrong-import-position
+import input_pipeline  # noqa: E402  pylint: disable=wrong-import-position
+import lrjax  # noqa: E402  pylint: disable=wrong-import-position
 import main  # noqa: E402  pylint: disable=wrong-import-position
+import reporting  # noqa: E402  pylint: disable=wrong-import-position
+import schedules  # noqa: E402  pylint: disable=wrong-import-position
+import sweep  # noqa: E402  pylint: disable=wrong-import-position
 import train  # noqa: E402  pylint: disable=wrong-import-position
 
 # The upstream gzip headers' time stamps (from the files tfds registers).
@@ -48,6 +56,15 @@ def _one_cycle(t, max_lr, total, pct=0.3, div=25.0, final_div=1e4):
   return _cos_anneal(max_lr, low, (min(t, end2) - end1) / (end2 - end1))
 
 
+def _one_cycle_momentum(t, total, base=0.85, top=0.95, pct=0.3):
+  """OneCycleLR's momentum (cycle_momentum=True): max_momentum down to
+  base_momentum while the rate rises, back up while it falls."""
+  end1, end2 = pct * total - 1, total - 1
+  if t <= end1:
+    return _cos_anneal(top, base, t / end1)
+  return _cos_anneal(base, top, (min(t, end2) - end1) / (end2 - end1))
+
+
 def _reference(name, t, spe, epochs, lr):
   """The rate at optimizer step t under the named schedule (float64)."""
   e = t // spe
@@ -67,7 +84,7 @@ def _reference(name, t, spe, epochs, lr):
     return _cos_anneal(lr, 0.01, (t - w) / (d - w)) if t < d else 0.01
   if name == "exponential":
     return lr * 0.9 ** (t / spe)
-  if name == "one-cycle":
+  if name in ("one-cycle", "one-cycle-momentum"):
     return _one_cycle(t, lr, total)
   if name == "wsd":  # one epoch of warmup, then flat, then 1-sqrt over the last fifth
     w, d = spe, total // 5  # (a tenth of the run would be three epochs)
@@ -79,16 +96,25 @@ def _reference(name, t, spe, epochs, lr):
   raise KeyError(name)
 
 
-@pytest.mark.parametrize("name", list(train.SCHEDULES))
+STEPS = lambda spe: [0, 1, spe - 1, spe, 2 * spe + 7, 5 * spe - 1, 5 * spe, 7000, 15 * spe - 1,
+                     15 * spe, 20 * spe - 1, 20 * spe, 24 * spe, 27 * spe + 5, 30 * spe - 1,
+                     30 * spe + 9]
+
+
+@pytest.mark.parametrize("name", list(schedules.SCHEDULES))
 def test_named_schedules_match_their_definitions(name):
   spe, epochs, lr = 469, 30, 0.3
   config = train.Config(schedule=name, epochs=epochs, learning_rate=lr)
-  schedule = train.make_plan(config, spe).schedule
-  steps = [0, 1, spe - 1, spe, 2 * spe + 7, 5 * spe - 1, 5 * spe, 7000, 15 * spe - 1,
-           15 * spe, 20 * spe - 1, 20 * spe, 24 * spe, 27 * spe + 5, 30 * spe - 1, 30 * spe + 9]
-  got = np.asarray(jax.jit(jax.vmap(schedule))(np.array(steps, np.int32)))
-  want = [_reference(name, t, spe, epochs, lr) for t in steps]
+  plan = schedules.make_plan(config, spe)
+  steps = np.array(STEPS(spe), np.int32)
+  got = np.asarray(jax.jit(jax.vmap(plan.schedule))(steps))
+  want = [_reference(name, t, spe, epochs, lr) for t in STEPS(spe)]
   np.testing.assert_allclose(got, want, rtol=2e-6, atol=1e-9)
+  if name == "one-cycle-momentum":
+    np.testing.assert_allclose(jax.vmap(plan.momentum)(steps),
+                               [_one_cycle_momentum(t, epochs * spe) for t in STEPS(spe)], rtol=2e-6)
+  else:
+    assert plan.momentum is None  # plain SGD, as the reference
 
 
 # --- data ----------------------------------------------------------------------
@@ -107,14 +133,14 @@ def _registered_checksums():
 
 
 def test_debian_files_restore_to_the_upstream_bytes():
-  debian = pathlib.Path(data.DEBIAN_DIR)
-  if not all((debian / f).exists() for f in data.FILES):
+  debian = pathlib.Path(input_pipeline.DEBIAN_DIR)
+  if not all((debian / f).exists() for f in input_pipeline.FILES):
     pytest.fail(f"{debian} lacks Fashion-MNIST: apt-get install dataset-fashion-mnist")
   checksums = _registered_checksums()
-  assert sorted(checksums) == sorted(data.FILES)
-  for fname in data.FILES:
+  assert sorted(checksums) == sorted(input_pipeline.FILES)
+  for fname in input_pipeline.FILES:
     raw = (debian / fname).read_bytes()
-    restored = data.restore_gzip_header(
+    restored = input_pipeline.restore_gzip_header(
         raw, fname[:-3], UPSTREAM_MTIME[fname.split("-")[0]])
     assert hashlib.sha256(raw).hexdigest() != checksums[fname]  # why restoring is needed
     assert hashlib.sha256(restored).hexdigest() == checksums[fname]
@@ -122,11 +148,11 @@ def test_debian_files_restore_to_the_upstream_bytes():
 
 
 def test_missing_data_stops_with_one_clear_message(tmp_path, monkeypatch, capsys):
-  monkeypatch.setattr(data, "_reachable", lambda *a, **k: False)  # as if offline
-  with pytest.raises(data.DataError, match="apt-get install dataset-fashion-mnist"):
-    data.load(tmp_path / "cache", debian_dir=tmp_path / "no-debian")
+  monkeypatch.setattr(input_pipeline, "_reachable", lambda *a, **k: False)  # as if offline
+  with pytest.raises(input_pipeline.DataError, match="apt-get install dataset-fashion-mnist"):
+    input_pipeline.load(tmp_path / "cache", debian_dir=tmp_path / "no-debian")
 
-  monkeypatch.setattr(data, "DEBIAN_DIR", str(tmp_path / "no-debian"))
+  monkeypatch.setattr(input_pipeline, "DEBIAN_DIR", str(tmp_path / "no-debian"))
   with pytest.raises(SystemExit) as e:
     main.main(["--data-dir", str(tmp_path / "cache"), "--epochs", "1",
                "--workdir", str(tmp_path / "w")])
@@ -135,7 +161,107 @@ def test_missing_data_stops_with_one_clear_message(tmp_path, monkeypatch, capsys
   assert e.value.code.count("\n") == 0, err
 
 
-# --- training ------------------------------------------------------------------
+# --- training on a generated dataset ----------------------------------------------
+
+
+def _generated_data(data_dir, n_train=384, n_test=128, seed=0):
+  """A small Fashion-MNIST stand-in cached as the real one is: ten fixed
+  random templates, one per class, plus noise. Returns the data directory."""
+  rng = np.random.default_rng(seed)
+  templates = rng.integers(0, 256, (10, 28, 28))
+
+  def split(n):
+    labels = rng.integers(0, 10, n)
+    images = np.clip(templates[labels] + rng.normal(0, 40, (n, 28, 28)), 0, 255)
+    return images.astype(np.uint8), labels
+
+  (a, b), (c, d) = split(n_train), split(n_test)
+  input_pipeline.write_cache(data_dir, {"train_images": a, "train_labels": b,
+                                        "test_images": c, "test_labels": d})
+  return str(data_dir)
+
+
+def _events(workdir):
+  """tag -> {step: value} of the TensorBoard event files in `workdir`, read by
+  TensorFlow's own reader."""
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  out = {}
+  files = sorted(pathlib.Path(workdir).glob("events.out.tfevents.*"))
+  assert files, f"no event file in {workdir}"
+  for path in files:
+    for event in tf.compat.v1.train.summary_iterator(str(path)):
+      for v in event.summary.value:
+        out.setdefault(v.tag, {})[event.step] = v.simple_value
+  return out
+
+
+def _assert_events_hold_the_history(workdir, spe):
+  saved = json.loads((pathlib.Path(workdir) / "metrics.json").read_text())
+  history, events = saved["history"], _events(workdir)
+  for tag, key in reporting.TENSORBOARD_SCALARS.items():
+    assert sorted(events[tag]) == [r["epoch"] for r in history], tag
+    np.testing.assert_allclose([events[tag][r["epoch"]] for r in history],
+                               [r[key] for r in history], rtol=1e-6, err_msg=tag)
+  rates = events["lr/step"]
+  assert sorted(rates) == list(range(len(history) * spe))
+  for r in history:  # the per-step curve holds the rates metrics.json samples
+    for i, rate in r["lr_curve"]:
+      np.testing.assert_allclose(rates[(r["epoch"] - 1) * spe + i], rate, rtol=1e-6)
+
+
+def test_smoke_run_on_generated_data(tmp_path, capsys):
+  data_dir = _generated_data(tmp_path / "data")
+  config = train.Config(schedule="one-cycle-momentum", epochs=2, batch_size=32, data_dir=data_dir)
+  train.TRACES.clear()  # each run builds its own transform: its steps are traced anew
+  result = train.train_and_evaluate(config, tmp_path / "run")
+  assert len(LINE.findall(capsys.readouterr().out)) == 2
+  assert train.TRACES == {"train_step": 1, "eval_step": 1}
+  history = result.history
+  assert history[-1]["test_acc"] > 0.3 and history[-1]["train_loss"] < history[0]["train_loss"]
+  spe, total = 384 // 32, 2 * 384 // 32
+  for r in history:
+    first, last = (r["epoch"] - 1) * spe, r["epoch"] * spe - 1
+    np.testing.assert_allclose([r["lr"], r["lr_last"]],
+                               [_one_cycle(first, 0.3, total), _one_cycle(last, 0.3, total)], rtol=2e-6)
+    assert r["plateau_scale"] == 1.0
+  # The optimizer state holds the momentum its last update used: OneCycleLR's.
+  opt_state = nnx.to_pure_dict(result.state)[1]["opt_state"]  # an InjectHyperparamsState
+  used = opt_state["hyperparams"]
+  assert int(opt_state["count"]) == total
+  np.testing.assert_allclose(used["momentum"], _one_cycle_momentum(total - 1, total), rtol=2e-6)
+  np.testing.assert_allclose(used["learning_rate"], _one_cycle(total - 1, 0.3, total), rtol=2e-6)
+  _assert_events_hold_the_history(tmp_path / "run", spe)
+  for name in ("metrics.json", "metrics.csv", "plot.png"):
+    assert (tmp_path / "run" / name).stat().st_size > 0
+
+
+def test_compare_traces_once_per_structure_and_equals_separate_runs(tmp_path, capsys, monkeypatch):
+  monkeypatch.setattr(reporting, "plot", lambda *a: None)  # a second per plot, checked elsewhere
+  data_dir = _generated_data(tmp_path / "data", n_train=128, n_test=64)
+  config = train.Config(epochs=1, batch_size=32, data_dir=data_dir)
+  cos = lambda peak: {"type": "cosine_decay", "peak_value": peak, "decay_steps": 8,
+                      "end_value": 0.01}
+  named = {"cos-a": cos(0.05), "cos-b": cos(0.2)}
+  train.TRACES.clear()
+  rows = sweep.compare(config, named, tmp_path / "compare")
+  # cos-b's schedule is swapped into the transform built for cos-a: one trace.
+  assert train.TRACES == {"train_step": 1, "eval_step": 1}
+  assert [r["schedule"] for r in rows] == list(named)
+  assert "| cos-b |" in (tmp_path / "compare" / "comparison.md").read_text()
+  capsys.readouterr()
+
+  alone = train.train_and_evaluate(dataclasses.replace(config, schedule=cos(0.2)), tmp_path / "alone")
+  swapped = json.loads((tmp_path / "compare" / "cos-b" / "metrics.json").read_text())["history"]
+  strip = lambda h: [{k: v for k, v in r.items() if k != "time"} for r in h]
+  assert strip(swapped) == strip(json.loads(json.dumps(alone.history)))
+  np.testing.assert_allclose([swapped[0]["lr"], swapped[0]["lr_last"]],
+                             [0.01 + 0.19 * (1 + math.cos(math.pi * t / 8)) / 2 for t in (0, 3)],
+                             rtol=2e-6)
+  for name in named:
+    assert _events(tmp_path / "compare" / name)["test/accuracy"]
+
+
+# --- training on the real data ----------------------------------------------------------
 
 # A few thousand real images for two epochs; one-cycle over the run, batch 32.
 SMOKE = train.Config(schedule="one-cycle", epochs=2, batch_size=32, seed=0,
@@ -170,9 +296,9 @@ def test_smoke_run_learns_writes_outputs_and_compiles_once(tmp_path, capsys):
   assert saved["history"] == history
   assert saved["schedule"]["type"] == "one_cycle" and saved["train_size"] == 8000
   csv_rows = (tmp_path / "metrics.csv").read_text().splitlines()
-  assert csv_rows[0] == ",".join(train.COLUMNS)
+  assert csv_rows[0] == ",".join(reporting.COLUMNS)
   for line, r in zip(csv_rows[1:], history, strict=True):
-    assert [float(x) for x in line.split(",")] == [float(r[c]) for c in train.COLUMNS]
+    assert [float(x) for x in line.split(",")] == [float(r[c]) for c in reporting.COLUMNS]
   assert len(printed) == 2
   for (epoch, tr_loss, te_loss, te_acc, lr, _), r in zip(printed, history):
     assert int(epoch) == r["epoch"]
@@ -180,6 +306,7 @@ def test_smoke_run_learns_writes_outputs_and_compiles_once(tmp_path, capsys):
     assert te_acc == f"{r['test_acc']:.2f}" and lr == f"{r['lr']:.4g}"
   png = (tmp_path / "plot.png").read_bytes()
   assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+  _assert_events_hold_the_history(tmp_path, spe)
 
 
 class _Interrupt(Exception):
@@ -191,25 +318,26 @@ def test_interrupted_then_resumed_run_equals_uninterrupted(tmp_path, monkeypatch
   # threshold: the first observation sets the best, the 2nd and 3rd are bad,
   # the 3rd reduces the rate for epoch 4. A resume that lost the bad count
   # saved after epoch 2 would train epoch 4 at 0.3.
-  monkeypatch.setitem(train.SCHEDULES, "plateau", lambda lr, epochs, spe: train.Plan(
-      train.lrjax.constant(lr),
+  monkeypatch.setitem(schedules.SCHEDULES, "plateau", lambda lr, epochs, spe: schedules.Plan(
+      lrjax.constant(lr),
       dict(factor=0.5, patience=1, mode="max", threshold=1.0, threshold_mode="abs")))
   config = train.Config(schedule="plateau", epochs=4, batch_size=64, seed=3,
                         train_subset=512, test_subset=256)
   whole = train.train_and_evaluate(config, tmp_path / "whole")
   assert [r["lr"] for r in whole.history] == pytest.approx([0.3, 0.3, 0.3, 0.15], rel=1e-7)
+  assert [r["plateau_scale"] for r in whole.history] == [1.0, 1.0, 1.0, 0.5]
 
-  order = train.epoch_order
+  order = input_pipeline.epoch_order
 
   def interrupted(seed, epoch, n):
     if epoch == 2:  # during the third epoch, after two were saved
       raise _Interrupt
     return order(seed, epoch, n)
 
-  monkeypatch.setattr(train, "epoch_order", interrupted)
+  monkeypatch.setattr(input_pipeline, "epoch_order", interrupted)
   with pytest.raises(_Interrupt):
     train.train_and_evaluate(config, tmp_path / "resumed")
-  monkeypatch.setattr(train, "epoch_order", order)
+  monkeypatch.setattr(input_pipeline, "epoch_order", order)
   capsys.readouterr()
   resumed = train.train_and_evaluate(
       train.Config(**{**config.__dict__, "resume": True}), tmp_path / "resumed")
@@ -234,9 +362,13 @@ def test_interrupted_then_resumed_run_equals_uninterrupted(tmp_path, monkeypatch
     (["--epochs", "x"], "invalid int value: 'x'"),
     (["--batch-size", "0"], "batch_size must be an integer >= 1"),
     (["--lr", "-0.1"], "learning_rate must be a finite number > 0"),
-    (["--schedule", '{"type": "cosine_decay", "init_value": 0.1'], "malformed schedule JSON"),
-    (["--schedule", '{"type": "cosine_decay", "init_value": -1, "decay_steps": 9}'],
-     "init_value must be >= 0.0, got -1"),
+    (["--schedule", '{"type": "cosine_decay", "peak_value": 0.1'], "malformed schedule JSON"),
+    (["--schedule", '{"type": "cosine_decay", "peak_value": -1, "decay_steps": 9}'],
+     "peak_value must be >= 0.0, got -1"),
+    (["--momentum", "-0.5"], "momentum must be a finite number >= 0, got -0.5"),
+    (["--schedule", "one-cycle-momentum", "--momentum", "0.9"],
+     "schedule 'one-cycle-momentum' sets its own momentum"),
+    (["--conv-impl", "cuda"], "invalid choice: 'cuda'"),
     (["--schedule", '{"type": "nope"}'], "unknown schedule 'nope'"),
     (["--schedule", "@/nonexistent/s.json"], "cannot read schedule file"),
 ])
@@ -254,7 +386,7 @@ def test_schedule_from_json_file(tmp_path):
   d = {"type": "exponential_decay", "init_value": 0.2, "decay_steps": 100, "decay_rate": 0.5}
   (tmp_path / "s.json").write_text(json.dumps(d))
   parsed = main.parse_schedule(main.Parser(), f"@{tmp_path / 's.json'}")
-  schedule = train.make_plan(train.Config(schedule=parsed), 469).schedule
+  schedule = schedules.make_plan(train.Config(schedule=parsed), 469).schedule
   np.testing.assert_allclose(schedule(300), 0.2 * 0.5**3, rtol=1e-6)
 
 

@@ -1,10 +1,9 @@
 """The Fashion-MNIST sweep (K schedules in one program) and ``--find-lr``, on the
 real data: each configuration of a sweep equals its own separate run, in every
-mode, with the plateau transform too; one compile per sweep; the command line;
-the range test's outputs; and a smoke run of benchmarks/sweep_throughput.py.
+mode, with the plateau transform and with momentum too; one compile per sweep;
+the command line; the range test's outputs.
 """
 
-import importlib.util
 import json
 import math
 import pathlib
@@ -13,14 +12,16 @@ import sys
 import jax
 import numpy as np
 import pytest
-from flax import nnx
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "fashion_mnist"
 sys.path.insert(0, str(EXAMPLE))
 
-import data  # noqa: E402  pylint: disable=wrong-import-position
+import input_pipeline  # noqa: E402  pylint: disable=wrong-import-position
+import lrjax  # noqa: E402  pylint: disable=wrong-import-position
 import main  # noqa: E402  pylint: disable=wrong-import-position
+import reporting  # noqa: E402  pylint: disable=wrong-import-position
+import schedules  # noqa: E402  pylint: disable=wrong-import-position
 import sweep  # noqa: E402  pylint: disable=wrong-import-position
 import train  # noqa: E402  pylint: disable=wrong-import-position
 
@@ -46,11 +47,11 @@ def _strip(history):
 
 @pytest.fixture(scope="module")
 def one_cycle_runs(tmp_path_factory):
-  """Three one-cycle rates, each trained alone by train.py (the reference)."""
-  base = train.Config(schedule="one-cycle", epochs=2, **TINY)
+  """Three one-cycle rates (SGD with momentum 0.5), each trained alone by train.py."""
+  base = train.Config(schedule="one-cycle", epochs=2, momentum=0.5, **TINY)
   configs = sweep.lr_sweep(base, [0.05, 0.1, 0.2])
   with pytest.MonkeyPatch.context() as m:
-    m.setattr(train, "plot", lambda *a: None)  # a second per plot, never looked at
+    m.setattr(reporting, "plot", lambda *a: None)  # a second per plot, never looked at
     runs = [train.train_and_evaluate(c, tmp_path_factory.mktemp("alone")) for c in configs.values()]
   return configs, runs
 
@@ -59,16 +60,20 @@ def one_cycle_runs(tmp_path_factory):
 def test_each_configuration_equals_its_separate_run(mode, one_cycle_runs, tmp_path):
   configs, runs = one_cycle_runs
   sweep.TRACES.clear()
+  train.TRACES.clear()
   result = sweep.sweep(configs, tmp_path, mode=mode)
   assert sweep.TRACES == {"train_all": 1, "eval_all": 1}  # one compile for all K
+  # train.py's own steps, traced once (vmap, map) or once per configuration (unroll).
+  per_k = 3 if mode == "unroll" else 1
+  assert train.TRACES == {"train_step": per_k, "eval_step": per_k}
 
   assert list(result.histories) == ["one-cycle lr=0.05", "one-cycle lr=0.1", "one-cycle lr=0.2"]
   for k, (history, alone) in enumerate(zip(result.histories.values(), runs)):
     _assert_same_state(_config(k, result.state), alone.state, rtol=1e-5, atol=1e-5)
     for got, want in zip(_strip(history), _strip(alone.history), strict=True):
       assert got.keys() == want.keys()
-      np.testing.assert_allclose([got[c] for c in train.COLUMNS if c != "time"],
-                                 [want[c] for c in train.COLUMNS if c != "time"], rtol=1e-5)
+      np.testing.assert_allclose([got[c] for c in reporting.COLUMNS if c != "time"],
+                                 [want[c] for c in reporting.COLUMNS if c != "time"], rtol=1e-5)
   # The configurations did train differently (so the comparison means something).
   w = [np.asarray(r.state[0]["fc3"]["kernel"][...]) for r in runs]
   assert np.abs(w[0] - w[2]).max() > 1e-3
@@ -85,8 +90,8 @@ def test_plateau_sweep_keeps_counters_per_configuration(monkeypatch, tmp_path):
   # An improvement of 1.0 in accuracy never happens: every observation after
   # the first is bad. Patience 0 (lr 0.05) reduces after epochs 2 and 3,
   # patience 1 (lr 0.2) after epoch 3 only; the rates of epoch 3 show it.
-  monkeypatch.setitem(train.SCHEDULES, "plateau", lambda lr, epochs, spe: train.Plan(
-      train.lrjax.constant(lr),
+  monkeypatch.setitem(schedules.SCHEDULES, "plateau", lambda lr, epochs, spe: schedules.Plan(
+      lrjax.constant(lr),
       dict(factor=0.5, patience=0 if lr < 0.1 else 1, mode="max", threshold=1.0,
            threshold_mode="abs")))
   tiny = TINY | dict(train_subset=128)  # 4 steps an epoch
@@ -106,7 +111,7 @@ def test_sweep_of_lrjax_dicts_from_the_command_line(tmp_path, capsys):
   main.main(["--sweep", json.dumps(dicts), "--epochs", "1", "--batch-size", "32",
              "--train-subset", "128", "--test-subset", "64", "--workdir", str(tmp_path)])
   out = capsys.readouterr().out
-  assert "Sweep of 2 configurations by unroll on" in out  # auto, on the CPU
+  assert "Sweep of 2 configurations by map on" in out  # auto, on the CPU
   saved = json.loads((tmp_path / "sweep.json").read_text())
   assert list(saved["histories"]) == ["value=0.02", "value=0.1"]
   for v, history in zip((0.02, 0.1), saved["histories"].values()):
@@ -117,18 +122,18 @@ def test_sweep_of_lrjax_dicts_from_the_command_line(tmp_path, capsys):
 
 def test_labels_name_the_numbers_that_differ():
   cos = lambda lr, n: {"type": "per_epoch", "steps_per_epoch": 469, "schedule": {
-      "type": "cosine_decay", "init_value": lr, "decay_steps": n}}
+      "type": "cosine_decay", "peak_value": lr, "decay_steps": n}}
   got = sweep.dict_sweep(train.Config(), [cos(0.1, 20), cos(0.3, 20), cos(0.3, 30)])
-  assert list(got) == ["schedule.init_value=0.1, schedule.decay_steps=20",
-                       "schedule.init_value=0.3, schedule.decay_steps=20",
-                       "schedule.init_value=0.3, schedule.decay_steps=30"]
+  assert list(got) == ["schedule.peak_value=0.1, schedule.decay_steps=20",
+                       "schedule.peak_value=0.3, schedule.decay_steps=20",
+                       "schedule.peak_value=0.3, schedule.decay_steps=30"]
   assert list(sweep.dict_sweep(train.Config(), [cos(0.1, 20)] * 2)) == ["#0", "#1"]
 
 
 @pytest.mark.parametrize("argv, message", [
     (["--sweep", json.dumps([{"type": "constant", "value": 0.1},
-                             {"type": "cosine_decay", "init_value": 0.1, "decay_steps": 100}])],
-     "sweep: 'init_value=0.1, decay_steps=100' is a CosineDecay that differs in structure "
+                             {"type": "cosine_decay", "peak_value": 0.1, "decay_steps": 100}])],
+     "sweep: 'peak_value=0.1, decay_steps=100' is a CosineDecay that differs in structure "
      "from 'value=0.1', a Constant;"),
     (["--sweep", '{"type": "constant", "value": 0.1}'], "expected a non-empty JSON list"),
     (["--sweep", "[{"], "--sweep: malformed JSON"),
@@ -165,10 +170,10 @@ def test_find_lr_writes_its_files_and_suggests_rates_in_range(tmp_path, capsys):
   np.testing.assert_allclose(rates[[0, -1]], [1e-5, 10.0], rtol=1e-6)
   np.testing.assert_allclose(np.diff(np.log(rates)), math.log(1e6) / 39, rtol=1e-4)
   # Step 0's loss is the fresh LeNet's on the first batch of epoch 0.
-  ds = data.load()
+  ds = input_pipeline.load()
   x, y = ds["train_images"][:512], ds["train_labels"][:512]
-  batch = next(train.batches(x, y, 32, train.epoch_order(2, 0, 512)))
-  loss, _ = train._loss(train.LeNet(rngs=nnx.Rngs(2)), batch)  # pylint: disable=protected-access
+  batch = next(input_pipeline.batches(x, y, 32, input_pipeline.epoch_order(2, 0, 512)))
+  loss, _ = train.loss_and_metrics(train.create_model(train.Config(seed=2)), batch)
   assert saved["losses"][0] == pytest.approx(float(loss), rel=1e-5)
   for name, value in saved["suggestions"].items():
     assert value is not None and 1e-6 <= value <= 10.0, name
@@ -177,19 +182,3 @@ def test_find_lr_writes_its_files_and_suggests_rates_in_range(tmp_path, capsys):
   assert min(abs(valid - saved["suggestions"]["steepest"])) < 1e-9
   assert min(abs(valid - saved["suggestions"]["valley"])) < 1e-9
   assert (tmp_path / "lr_find.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-
-
-def test_benchmark_quick_smoke(tmp_path, capsys):
-  path = ROOT / "benchmarks" / "sweep_throughput.py"
-  spec = importlib.util.spec_from_file_location("sweep_throughput", path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  report = module.main(["--quick", "--json", str(tmp_path / "out.json")])
-  table = capsys.readouterr().out
-  assert "| 1 | unroll |" in table and "| 1 | vmap |" in table
-  assert json.loads((tmp_path / "out.json").read_text()) == json.loads(json.dumps(report))
-  rows = report["results"]["1"]
-  assert set(rows) == {"sequential", "unroll", "map", "vmap"}
-  assert rows["sequential"]["ratio"] == 1.0
-  for r in rows.values():
-    assert r["config_steps_per_s"] > 0 and math.isfinite(r["ratio"])

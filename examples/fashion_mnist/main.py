@@ -16,10 +16,13 @@ import json
 import pathlib
 import sys
 
-import data
+import input_pipeline
 import launch
+import range_test
+import schedules
 import sweep
 import train
+from configs import default
 
 
 class Parser(argparse.ArgumentParser):
@@ -69,9 +72,10 @@ def parse_rates(parser: Parser, text: str) -> list[float]:
 
 
 def main(argv: list[str] | None = None) -> None:
+  ref = default.get_config()
   parser = Parser(description=__doc__.splitlines()[0])
-  parser.add_argument("--schedule", default="cosine",
-                      help=f"one of {', '.join(train.SCHEDULES)}; an lrjax schedule as JSON "
+  parser.add_argument("--schedule", default=ref.schedule,
+                      help=f"one of {', '.join(schedules.SCHEDULES)}; an lrjax schedule as JSON "
                            "(step-indexed); or @file.json (default: %(default)s)")
   what = parser.add_mutually_exclusive_group()
   what.add_argument("--compare", metavar="A,B,...",
@@ -84,15 +88,22 @@ def main(argv: list[str] | None = None) -> None:
   what.add_argument("--find-lr", action="store_true",
                     help="run the learning-rate range test (SGD, 1e-5 to 10) instead of training")
   parser.add_argument("--sweep-mode", choices=sweep.MODES, default="auto",
-                      help="how a sweep runs its K configurations; auto: unroll on CPU, "
+                      help="how a sweep runs its K configurations; auto: map on CPU, "
                            "vmap elsewhere (default: %(default)s)")
   parser.add_argument("--find-lr-steps", type=int, default=200, metavar="N",
                       help="batches of the range test (default: %(default)s)")
-  parser.add_argument("--epochs", type=int, default=30, help="(default: %(default)s)")
-  parser.add_argument("--batch-size", type=int, default=128,
+  parser.add_argument("--epochs", type=int, default=ref.epochs, help="(default: %(default)s)")
+  parser.add_argument("--batch-size", type=int, default=ref.batch_size,
                       help="global batch, split over the devices (default: %(default)s)")
-  parser.add_argument("--lr", type=float, default=0.3, help="base rate of the named schedules (default: %(default)s)")
-  parser.add_argument("--seed", type=int, default=0, help="initialisation and data order (default: %(default)s)")
+  parser.add_argument("--lr", type=float, default=ref.learning_rate,
+                      help="base rate of the named schedules (default: %(default)s)")
+  parser.add_argument("--momentum", type=float, default=ref.momentum,
+                      help="SGD's momentum; 0 is plain SGD (default: %(default)s)")
+  parser.add_argument("--seed", type=int, default=ref.seed,
+                      help="initialisation and data order (default: %(default)s)")
+  parser.add_argument("--conv-impl", choices=default.CONV_IMPLS, default=ref.conv_impl,
+                      help="the LeNet's code: xla (nnx.Conv), patches (matrix products, "
+                           "fast on CPU); auto: patches on CPU only (default: %(default)s)")
   parser.add_argument("--workdir", default="workdir", help="outputs and checkpoints (default: %(default)s)")
   parser.add_argument("--data-dir", help="dataset cache; if not given, $LRJAX_DATA_DIR or "
                                          "~/.cache/lrjax/fashion_mnist")
@@ -110,20 +121,21 @@ def main(argv: list[str] | None = None) -> None:
     parser.error(f"--find-lr-steps must be an integer >= 2, got {args.find_lr_steps}")
 
   def work() -> None:
-    config = train.Config(
-        schedule=parse_schedule(parser, args.schedule), epochs=args.epochs,
-        batch_size=args.batch_size, learning_rate=args.lr, seed=args.seed,
-        data_dir=args.data_dir, train_subset=args.train_subset, test_subset=args.test_subset,
+    config = dataclasses.replace(
+        ref, schedule=parse_schedule(parser, args.schedule), epochs=args.epochs,
+        batch_size=args.batch_size, learning_rate=args.lr, momentum=args.momentum,
+        seed=args.seed, conv_impl=args.conv_impl, data_dir=args.data_dir,
+        train_subset=args.train_subset, test_subset=args.test_subset,
         resume=args.resume, progress=sys.stdout.isatty() and not args.no_progress)
-    schedules = {train.schedule_label(config.schedule): config.schedule}
+    named = {schedules.label(config.schedule): config.schedule}
     if args.compare:
       names = [s.strip() for s in args.compare.split(",") if s.strip()]
       labels = [pathlib.Path(s[1:]).stem if s.startswith("@") else s for s in names]
       if len(set(labels)) != len(labels):
         parser.error(f"--compare: each run needs its own name, got {', '.join(labels)}")
-      schedules = {label: parse_schedule(parser, s) for label, s in zip(labels, names)}
+      named = {label: parse_schedule(parser, s) for label, s in zip(labels, names)}
     try:
-      for s in schedules.values():
+      for s in named.values():
         train.check_config(dataclasses.replace(config, schedule=s))
       configs = None
       if args.sweep:
@@ -137,14 +149,14 @@ def main(argv: list[str] | None = None) -> None:
 
     try:
       if args.find_lr:
-        sweep.find_lr(config, args.workdir, num_steps=args.find_lr_steps)
+        range_test.find_lr(config, args.workdir, num_steps=args.find_lr_steps)
       elif configs:
         sweep.sweep(configs, args.workdir, mode=args.sweep_mode)
       elif args.compare:
-        train.compare(config, schedules, args.workdir)
+        sweep.compare(config, named, args.workdir)
       else:
         train.train_and_evaluate(config, args.workdir)
-    except (data.DataError, train.ResumeError) as e:
+    except (input_pipeline.DataError, train.ResumeError) as e:
       sys.exit(f"{parser.prog}: error: {e}")
 
   launch.run(parser, args, argv, work)

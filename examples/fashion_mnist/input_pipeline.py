@@ -1,8 +1,10 @@
-"""Fashion-MNIST as in-memory uint8 arrays, prepared once by tensorflow-datasets.
+"""Fashion-MNIST for the example: loading, batches, their order, device placement.
 
-The first call to `load` builds tfds' ``fashion_mnist`` dataset in the data
-directory and caches its two splits as ``fashion_mnist.npz`` there; every later
-call reads that file and never imports TensorFlow.
+`load` returns the two splits as in-memory uint8 arrays. The first call builds
+tfds' ``fashion_mnist`` dataset in the data directory and caches its splits as
+``fashion_mnist.npz`` there (`write_cache`); every later call reads that file
+and never imports TensorFlow. A cache written by `write_cache` with fewer
+images (a generated stand-in, as the tests use) loads the same way.
 
 Where tfds gets the four ``.gz`` files from:
 
@@ -14,10 +16,15 @@ Where tfds gets the four ``.gz`` files from:
   tfds registers for the upstream file, and give tfds the directory of restored
   files as its manual directory;
 * otherwise the internet, as tfds always does.
+
+`batches` cuts full-size batches in an order that `epoch_order` draws from
+``(seed, epoch)`` alone (so a resumed run sees the same batches), and
+`prefetch` puts them on the devices, sharded on the batch axis, ahead of use.
 """
 
 from __future__ import annotations
 
+import collections
 import hashlib
 import os
 import pathlib
@@ -25,10 +32,11 @@ import shutil
 import socket
 import struct
 import urllib.parse
+from collections.abc import Iterable, Iterator
 
+import jax
 import numpy as np
-
-__all__ = ["DEBIAN_DIR", "DataError", "default_data_dir", "load"]
+from jax.sharding import NamedSharding, PartitionSpec as P
 
 DEBIAN_DIR = "/usr/share/datasets/fashion-mnist"
 CACHE_NAME = "fashion_mnist.npz"
@@ -68,7 +76,8 @@ def load(
 
   Returns:
     ``train_images`` (60000, 28, 28) and ``test_images`` (10000, 28, 28) as
-    uint8 in [0, 255], ``train_labels`` and ``test_labels`` as int32 in [0, 9].
+    uint8 in [0, 255], ``train_labels`` and ``test_labels`` as int32 in [0, 9]
+    (fewer images from a cache that `write_cache` wrote with fewer).
 
   Raises:
     DataError: if the data is not cached, the Debian files are absent or do not
@@ -80,12 +89,34 @@ def load(
     _prepare(data_dir, pathlib.Path(debian_dir or DEBIAN_DIR), cache)
   with np.load(cache) as f:
     out = {k: f[k] for k in f.files}
-  for split, n in _SIZES.items():
-    images, labels = out[f"{split}_images"], out[f"{split}_labels"]
-    if images.shape != (n, 28, 28) or images.dtype != np.uint8 or labels.shape != (n,):
+  for split in _SIZES:
+    images, labels = out.get(f"{split}_images"), out.get(f"{split}_labels")
+    if (images is None or labels is None or images.ndim != 3 or images.shape[1:] != (28, 28)
+        or images.dtype != np.uint8 or labels.shape != images.shape[:1] or not len(labels)):
       raise DataError(f"{cache} is not a Fashion-MNIST cache; delete it to prepare it again")
     out[f"{split}_labels"] = labels.astype(np.int32)
   return out
+
+
+def write_cache(data_dir: str | os.PathLike, arrays: dict[str, np.ndarray]) -> pathlib.Path:
+  """Writes the splits as `load` reads them: ``data_dir/fashion_mnist.npz``.
+
+  Args:
+    data_dir: the cache directory (created if missing).
+    arrays: ``train_images`` and ``test_images`` (N, 28, 28) uint8,
+      ``train_labels`` and ``test_labels`` (N,) integers in [0, 9].
+
+  Returns:
+    The cache file's path. The file is replaced atomically: a half-written
+    cache is never read.
+  """
+  data_dir = pathlib.Path(data_dir)
+  data_dir.mkdir(parents=True, exist_ok=True)
+  cache = data_dir / CACHE_NAME
+  tmp = cache.with_suffix(".tmp.npz")
+  np.savez(tmp, **{k: np.asarray(v, np.uint8) for k, v in arrays.items()})
+  tmp.replace(cache)
+  return cache
 
 
 def restore_gzip_header(debian: bytes, name: str, mtime: int) -> bytes:
@@ -177,9 +208,7 @@ def _prepare(data_dir: pathlib.Path, debian_dir: pathlib.Path, cache: pathlib.Pa
     ds = tfds.as_numpy(builder.as_dataset(split=split, batch_size=-1, shuffle_files=False))
     arrays[f"{split}_images"] = np.asarray(ds["image"], np.uint8).reshape(-1, 28, 28)
     arrays[f"{split}_labels"] = np.asarray(ds["label"], np.uint8)
-  tmp = cache.with_suffix(".tmp.npz")
-  np.savez(tmp, **arrays)
-  tmp.replace(cache)  # atomic: a half-written cache is never read
+  write_cache(cache.parent, arrays)
   for scratch in ("manual", "downloads"):  # tfds' own copy stays in tfds/
     shutil.rmtree(data_dir / scratch, ignore_errors=True)
 
@@ -209,3 +238,65 @@ def _missing_message(data_dir: pathlib.Path, debian_dir: pathlib.Path, why: str)
       "access, or point --data-dir (or $LRJAX_DATA_DIR) at a directory holding "
       f"{CACHE_NAME}."
   )
+
+
+# --- batches, their order, devices -------------------------------------------
+
+
+def batches(images, labels, batch_size: int, order: np.ndarray) -> Iterator[dict[str, np.ndarray]]:
+  """Full-size batches in `order`; the last is padded with weight-0 examples.
+
+  Every example is used once, every batch has the same shape (one compile),
+  and padded examples do not count in the loss, its gradient or the metrics.
+  """
+  n = len(order)
+  steps = -(-n // batch_size)
+  pad = steps * batch_size - n
+  idx = np.concatenate([order, order[:pad]]) if pad <= n else np.resize(order, n + pad)
+  weight = np.concatenate([np.ones(n, np.float32), np.zeros(pad, np.float32)])
+  for i in range(steps):
+    sl = idx[i * batch_size:(i + 1) * batch_size]
+    yield {"image": images[sl], "label": labels[sl], "weight": weight[i * batch_size:(i + 1) * batch_size]}
+
+
+def epoch_order(seed: int, epoch: int, n: int) -> np.ndarray:
+  """The data order of an epoch: a function of (seed, epoch) only, so resumable."""
+  return np.random.default_rng([seed, epoch]).permutation(n)
+
+
+def to_device(batch: dict[str, np.ndarray], sharding: NamedSharding) -> dict[str, jax.Array]:
+  """A global batch, sharded on its first axis.
+
+  Every process holds the whole batch (same seed, same order) and hands over
+  the rows its own devices hold, wherever the mesh put them.
+  """
+
+  def put(x):
+    rows = [idx[0] for idx in sharding.addressable_devices_indices_map(x.shape).values()]
+    lo = min(r.start or 0 for r in rows)
+    hi = max(len(x) if r.stop is None else r.stop for r in rows)
+    return jax.make_array_from_process_local_data(sharding, x[lo:hi], x.shape)
+
+  return {key: put(x) for key, x in batch.items()}
+
+
+def prefetch(it: Iterable[dict[str, np.ndarray]], sharding: NamedSharding, size: int = 2):
+  """Puts `size` batches on device ahead of the one being consumed."""
+  queue: collections.deque = collections.deque()
+  for batch in it:
+    queue.append(to_device(batch, sharding))
+    if len(queue) > size:
+      yield queue.popleft()
+  while queue:
+    yield queue.popleft()
+
+
+def make_mesh() -> tuple[jax.sharding.Mesh, NamedSharding, NamedSharding]:
+  """A 1-D mesh of all devices, the batch sharding over it and the replicated one."""
+  mesh = jax.make_mesh((jax.device_count(),), ("batch",), axis_types=(jax.sharding.AxisType.Auto,))
+  return mesh, NamedSharding(mesh, P("batch")), NamedSharding(mesh, P())
+
+
+def host(tree):
+  """A replicated device pytree as NumPy (also when other hosts hold copies)."""
+  return jax.tree.map(lambda a: np.asarray(a.addressable_data(0)), tree)

@@ -1,0 +1,1 @@
+"""The example's settings: `default.get_config()` is the reference experiment."""

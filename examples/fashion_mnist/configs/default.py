@@ -1,0 +1,52 @@
+"""The reference experiment's settings ("Dive into Deep Learning", 12.11).
+
+LeNet trained by plain SGD (no momentum) at base rate 0.3, batch 128, for 30
+epochs, under the ``cosine`` schedule unless another is named. `main.py` maps
+its flags onto these fields; `train.train_and_evaluate` takes the result.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+CONV_IMPLS = ("auto", "xla", "patches")
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+  """One training run. Defaults are those of the reference experiment."""
+
+  schedule: str | dict[str, Any] = "cosine"  # a name in schedules.SCHEDULES or an lrjax dict
+  epochs: int = 30
+  batch_size: int = 128
+  learning_rate: float = 0.3  # the base rate of the named schedules
+  momentum: float = 0.0  # SGD's momentum (0: plain SGD, as the reference)
+  seed: int = 0  # initialisation and data order
+  conv_impl: str = "auto"  # "auto": "patches" on CPU, "xla" elsewhere (see train.create_model)
+  data_dir: str | None = None  # None: input_pipeline.default_data_dir()
+  train_subset: int | None = None  # use the first N training images
+  test_subset: int | None = None  # use the first N test images
+  resume: bool = False
+  progress: bool = False
+
+
+def get_config() -> Config:
+  """The reference experiment."""
+  return Config()
+
+
+def check(config: Config) -> None:
+  """Raises ValueError, naming the field, for a value no run can use."""
+  for name in ("epochs", "batch_size", "train_subset", "test_subset"):
+    x = getattr(config, name)
+    if (x is not None or name in ("epochs", "batch_size")) and (
+        not isinstance(x, int) or isinstance(x, bool) or x < 1):
+      raise ValueError(f"{name} must be an integer >= 1, got {x!r}")
+  for name, low, strict in (("learning_rate", 0, True), ("momentum", 0, False)):
+    x = getattr(config, name)
+    if not (isinstance(x, (int, float)) and math.isfinite(x) and (x > low if strict else x >= low)):
+      raise ValueError(f"{name} must be a finite number {'>' if strict else '>='} {low}, got {x!r}")
+  if config.conv_impl not in CONV_IMPLS:
+    raise ValueError(f"conv_impl must be one of {', '.join(CONV_IMPLS)}, got {config.conv_impl!r}")
