@@ -45,9 +45,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
-import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -57,6 +55,7 @@ import numpy as np
 import optax
 
 import lrjax
+import timing
 
 LEARNING_RATE = 1e-3
 SIZES = (1024, 1_048_576)
@@ -122,32 +121,22 @@ def _time_variants(size: int, n: int, repeats: int, step: str) -> dict[str, Any]
   params = jnp.zeros((size,), jnp.float32)
   target = jnp.linspace(-1.0, 1.0, size, dtype=jnp.float32)
   metrics = jnp.asarray(_metric_sequence(n))
-  compiled = {}
-  out: dict[str, Any] = {}
+  runs, out = {}, {}
   for name, (make, use_value) in VARIANTS.items():
     tx = make()
     opt_state = tx.init(params)
-    t0 = time.perf_counter()
-    fn = jax.jit(_build(tx, use_value, step)).lower(
-        params, opt_state, target, metrics
-    ).compile()
-    compile_s = time.perf_counter() - t0
-    jax.block_until_ready(fn(params, opt_state, target, metrics))  # warm-up
-    compiled[name] = (fn, opt_state)
-    out[name] = {"compile_s": compile_s, "runs_us": []}
-  for _ in range(repeats):
-    for name, (fn, opt_state) in compiled.items():
-      t0 = time.perf_counter()
-      jax.block_until_ready(fn(params, opt_state, target, metrics))
-      out[name]["runs_us"].append((time.perf_counter() - t0) / n * 1e6)
-  base = statistics.median(out["sgd"]["runs_us"])
-  base_min = min(out["sgd"]["runs_us"])
+    fn, compile_s = timing.compiled(_build(tx, use_value, step), params, opt_state, target, metrics)
+    runs[name] = lambda fn=fn, opt_state=opt_state: fn(params, opt_state, target, metrics)
+    out[name] = {"compile_s": compile_s}
+  times = timing.interleaved(runs, repeats=repeats)
   for name, r in out.items():
-    r["us_per_step"] = statistics.median(r["runs_us"])
-    r["ratio"] = r["us_per_step"] / base
+    t = timing.summary(times[name], per=n)
+    r["runs_us"] = [x * 1e6 for x in t["runs_s"]]
+    r["us_per_step"], r["min_us_per_step"] = t["median_s"] * 1e6, t["min_s"] * 1e6
+  for r in out.values():
+    r["ratio"] = r["us_per_step"] / out["sgd"]["us_per_step"]
     # the fastest repeat: the least disturbed by other processes
-    r["min_us_per_step"] = min(r["runs_us"])
-    r["min_ratio"] = r["min_us_per_step"] / base_min
+    r["min_ratio"] = r["min_us_per_step"] / out["sgd"]["min_us_per_step"]
   return out
 
 

@@ -26,8 +26,16 @@ torch is installed).
 Times are medians over ``--repeats`` repeats after a warm-up call, the
 variants interleaved within each repeat so machine noise hits them alike;
 each scan is about 40 ms long (its length calibrated on the constant-rate
-baseline); compile time is measured apart. The plateau transform has its own script,
+baseline); compile time is measured apart (``benchmarks/timing.py``, the
+benchmarks' shared helper). The plateau transform has its own script,
 ``benchmarks/plateau_overhead.py``.
+
+A second table puts the schedule inside the optimizer state: SGD with
+``lrjax.inject_hyperparams(optax.sgd)(learning_rate=cosine_decay(...))``
+against ``optax.inject_hyperparams(optax.sgd)(learning_rate=
+warmup_cosine_decay_schedule(...))`` (the same curve, a closure in optax) and
+against plain ``optax.sgd(warmup_cosine_decay_schedule(...))``, timed in the
+same interleaved run as the first table's SGD rows, at each size.
 
 Usage::
 
@@ -41,9 +49,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import statistics
 import sys
-import time
 import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -54,6 +60,7 @@ import numpy as np
 import optax
 
 import lrjax
+import timing
 
 LR = 0.1
 SIZES = (1024, 1_048_576)
@@ -130,7 +137,8 @@ def _catalogue() -> dict[str, tuple[Any, Any, str, Any]]:
       "inverse_sqrt": (
           lambda T: _lrjax("inverse_sqrt")(LR, warmup_steps=max(T // 10, 1)), None, "", None),
       "cosine_decay": (
-          lambda T: _lrjax("cosine_decay")(LR, decay_steps=T, warmup_steps=max(T // 10, 1)),
+          lambda T: _lrjax("cosine_decay")(
+              LR, decay_steps=T - max(T // 10, 1), warmup_steps=max(T // 10, 1)),
           lambda T: optax.warmup_cosine_decay_schedule(0.0, LR, max(T // 10, 1), T),
           "warmup_cosine_decay_schedule",
           lambda opt, T: _torch_sequential(
@@ -148,7 +156,7 @@ def _catalogue() -> dict[str, tuple[Any, Any, str, Any]]:
           lambda opt, T: ts().CyclicLR(opt, LR / 10, LR, step_size_up=max(T // 8, 1),
                                        cycle_momentum=False)),
       "one_cycle": (
-          lambda T: _lrjax("one_cycle")(max_value=LR, total_steps=T),
+          lambda T: _lrjax("one_cycle")(peak_value=LR, total_steps=T),
           lambda T: optax.cosine_onecycle_schedule(T, LR), "cosine_onecycle_schedule",
           # far more steps than timed: OneCycleLR raises past its end
           lambda opt, T: ts().OneCycleLR(opt, max_lr=LR, total_steps=10**9)),
@@ -158,7 +166,9 @@ def _catalogue() -> dict[str, tuple[Any, Any, str, Any]]:
               decay_steps=max(T // 5, 1)),
           None, "", None),
       "rex": (
-          lambda T: _lrjax("rex")(LR, decay_steps=T, warmup_steps=max(T // 10, 1)), None, "", None),
+          lambda T: _lrjax("rex")(
+              LR, decay_steps=T - max(T // 10, 1), warmup_steps=max(T // 10, 1)),
+          None, "", None),
       "warmup": (
           lambda T: _lrjax("warmup")(
               _lrjax("exponential_decay")(LR, decay_steps=max(T // 10, 1), decay_rate=0.5),
@@ -212,53 +222,42 @@ def _calibrate(opt_name: str, size: int) -> int:
   tx = OPTIMIZERS[opt_name](LR)
   opt_state = tx.init(params)
   n = 100
-  fn = jax.jit(_scan_fn(tx), static_argnums=3).lower(params, opt_state, params, n).compile()
-  jax.block_until_ready(fn(params, opt_state, params))
-  runs = []
-  for _ in range(3):
-    t0 = time.perf_counter()
-    jax.block_until_ready(fn(params, opt_state, params))
-    runs.append(time.perf_counter() - t0)
-  per_step_ms = min(runs) / n * 1e3
+  fn, _ = timing.compiled(_scan_fn(tx), params, opt_state, params, n, static_argnums=3)
+  times = timing.interleaved({"baseline": lambda: fn(params, opt_state, params)}, repeats=3)
+  per_step_ms = timing.summary(times["baseline"], per=n)["min_s"] * 1e3
   return int(min(max(round(SCAN_MS / per_step_ms, -1), MIN_STEPS), MAX_STEPS))
 
 
-def _time_scans(variants: dict[str, Any], opt_name: str, size: int, n: int,
+def _time_scans(variants: dict[str, optax.GradientTransformation], size: int, n: int,
                 repeats: int) -> dict[str, dict[str, Any]]:
-  """Compiles each variant's scan, then times them interleaved."""
+  """Compiles each optimizer's scan, then times them interleaved."""
   params = jnp.zeros((size,), jnp.float32)
   target = jnp.linspace(-1.0, 1.0, size, dtype=jnp.float32)
-  compiled, out = {}, {}
-  for name, rate in variants.items():
-    tx = OPTIMIZERS[opt_name](rate)
+  runs, out = {}, {}
+  for name, tx in variants.items():
     opt_state = tx.init(params)
-    t0 = time.perf_counter()
-    fn = jax.jit(_scan_fn(tx), static_argnums=3).lower(params, opt_state, target, n).compile()
-    compile_s = time.perf_counter() - t0
-    jax.block_until_ready(fn(params, opt_state, target))  # warm-up
-    compiled[name] = (fn, opt_state)
-    out[name] = {"compile_s": compile_s, "runs_us": []}
-  for _ in range(repeats):
-    for name, (fn, opt_state) in compiled.items():
-      t0 = time.perf_counter()
-      jax.block_until_ready(fn(params, opt_state, target))
-      out[name]["runs_us"].append((time.perf_counter() - t0) / n * 1e6)
-  for r in out.values():
-    r["us_per_step"] = statistics.median(r["runs_us"])
-    r["min_us_per_step"] = min(r["runs_us"])
+    fn, compile_s = timing.compiled(_scan_fn(tx), params, opt_state, target, n,
+                                    static_argnums=3)
+    runs[name] = lambda fn=fn, opt_state=opt_state: fn(params, opt_state, target)
+    out[name] = {"compile_s": compile_s}
+  times = timing.interleaved(runs, repeats=repeats)
+  for name, r in out.items():
+    t = timing.summary(times[name], per=n)
+    r["runs_us"] = [x * 1e6 for x in t["runs_s"]]
+    r["us_per_step"], r["min_us_per_step"] = t["median_s"] * 1e6, t["min_s"] * 1e6
   return out
 
 
 def _time_calls(fn: Callable[[], Any], calls: int, repeats: int) -> float:
   """Median over repeats of the mean time of one call, in microseconds."""
-  fn()
-  runs = []
-  for _ in range(repeats):
-    t0 = time.perf_counter()
+
+  def loop():
     for _ in range(calls):
-      fn()
-    runs.append((time.perf_counter() - t0) / calls * 1e6)
-  return statistics.median(runs)
+      out = fn()
+    return out
+
+  times = timing.interleaved({"calls": loop}, repeats=repeats)
+  return timing.summary(times["calls"], per=calls)["median_s"] * 1e6
 
 
 def _eager_lrjax(sched: Any, calls: int, repeats: int) -> float:
@@ -293,6 +292,55 @@ def _max_rel_diff(a: Any, b: Any, T: int) -> float:
   va = np.asarray(jax.vmap(a)(jnp.asarray(steps)), np.float64)
   vb = np.asarray(jax.vmap(b)(jnp.asarray(steps)), np.float64)
   return float(np.max(np.abs(va - vb)) / LR)
+
+
+# --- the schedule inside the optimizer state -------------------------------------
+
+INJECT_SCHEDULE = "cosine_decay with a 10% warmup"
+INJECT_VARIANTS = {
+    "inject:lrjax": "lrjax.inject_hyperparams(optax.sgd)(learning_rate=s)",
+    "inject:optax": "optax.inject_hyperparams(optax.sgd)(learning_rate=optax_equivalent)",
+    "optax:cosine_decay": "optax.sgd(optax_equivalent)",
+}
+
+
+def _inject_variants(n: int) -> dict[str, optax.GradientTransformation]:
+  """The two inject_hyperparams variants (plain optax.sgd is the catalogue's)."""
+  make_l, make_o, _, _ = _catalogue()["cosine_decay"]
+  return {
+      "inject:lrjax": lrjax.inject_hyperparams(optax.sgd)(learning_rate=make_l(n)),
+      "inject:optax": optax.inject_hyperparams(optax.sgd)(learning_rate=make_o(n)),
+      "optax:cosine_decay": optax.sgd(make_o(n)),
+  }
+
+
+def _inject_cell(res: dict[str, dict[str, Any]], n: int) -> dict[str, Any]:
+  """The three variants' times per step and lrjax's ratios to the other two."""
+  cell: dict[str, Any] = {"steps_per_scan": n}
+  for key in INJECT_VARIANTS:
+    r = res[key]
+    cell[key] = {"us_per_step": r["us_per_step"], "min_us_per_step": r["min_us_per_step"],
+                 "compile_s": r["compile_s"], "runs_us": r["runs_us"]}
+  ours = res["inject:lrjax"]["us_per_step"]
+  cell["x_optax_inject"] = ours / res["inject:optax"]["us_per_step"]
+  cell["x_optax_sgd"] = ours / res["optax:cosine_decay"]["us_per_step"]
+  cell["min_x_optax_inject"] = (res["inject:lrjax"]["min_us_per_step"]
+                                / res["inject:optax"]["min_us_per_step"])
+  return cell
+
+
+def _inject_table(inject: dict[str, dict[str, Any]]) -> str:
+  head = ["config", "lrjax.inject_hyperparams µs", "optax.inject_hyperparams µs",
+          "optax.sgd(schedule) µs", "×optax.inject", "×optax.sgd",
+          "compile lrjax ms", "compile optax.inject ms"]
+  lines = ["| " + " | ".join(head) + " |", "|---|" + "---:|" * (len(head) - 1)]
+  for label, c in inject.items():
+    cells = [label] + [_fmt(c[k]["us_per_step"], ".3f") for k in INJECT_VARIANTS]
+    cells += [_fmt(c["x_optax_inject"], ".2f", "x"), _fmt(c["x_optax_sgd"], ".2f", "x"),
+              _fmt(c["inject:lrjax"]["compile_s"] * 1e3, ".0f"),
+              _fmt(c["inject:optax"]["compile_s"] * 1e3, ".0f")]
+    lines.append("| " + " | ".join(cells) + " |")
+  return "\n".join(lines)
 
 
 # --- the table ----------------------------------------------------------------
@@ -374,22 +422,27 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     rows[name] = {"missing": missing, "optax": optax_name or None, "scan": {}}
 
   configs = []
-  steps_per_scan, baselines = {}, {}
+  steps_per_scan, baselines, inject = {}, {}, {}
   for opt in opts:
     for size in sizes:
       label = _config_label(opt, size)
       configs.append(label)
       n = QUICK_STEPS if args.quick else _calibrate(opt, size)
       steps_per_scan[label] = n
-      variants: dict[str, Any] = {"baseline": LR}
+      make_tx = OPTIMIZERS[opt]
+      variants: dict[str, Any] = {"baseline": make_tx(LR)}
       for name in names:
         if rows[name]["missing"]:
           continue
         make_l, make_o, _, _ = catalogue[name]
-        variants[f"lrjax:{name}"] = make_l(n)
+        variants[f"lrjax:{name}"] = make_tx(make_l(n))
         if make_o is not None:
-          variants[f"optax:{name}"] = make_o(n)
-      res = _time_scans(variants, opt, size, n, repeats)
+          variants[f"optax:{name}"] = make_tx(make_o(n))
+      if opt == "sgd":
+        variants.update(_inject_variants(n))
+      res = _time_scans(variants, size, n, repeats)
+      if opt == "sgd":
+        inject[label] = _inject_cell(res, n)
       base = res["baseline"]["us_per_step"]
       for name in names:
         row = rows[name]
@@ -434,6 +487,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
       "baselines": baselines,
       "compile_config": compile_label, "learning_rate": LR,
       "schedules": rows,
+      "inject": inject,
   }
   print(f"Schedule overhead: {report['device']}, {report['machine']}; jax {jax.__version__}, "
         f"optax {optax.__version__}, torch {torch_version or 'not installed'}; "
@@ -442,6 +496,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
       f"{c} {baselines[c]['us_per_step']:.3f}" for c in configs)
       + f". Compile time: lrjax's {compile_label} scan.\n")
   print(_table(report))
+  print(f"\nThe schedule inside the optimizer state: SGD with {INJECT_SCHEDULE}, "
+        "timed in the same run as the table above (µs per step).\n")
+  print(_inject_table(inject))
   missing = [n for n, r in rows.items() if r["missing"]]
   if missing:
     print(f"\nNot exported by this lrjax: {', '.join(missing)}.")

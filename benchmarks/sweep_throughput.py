@@ -4,11 +4,12 @@ Trains the example's LeNet (examples/fashion_mnist) under K ``cosine``
 schedules with different base rates, for N steps on synthetic batches (the
 speed does not depend on the pixels), three ways:
 
-* ``sequential``: K separate runs, one after another, each with its own
-  jitted single-configuration step (sweep.py's step math, unstacked): the
+* ``sequential``: K separate runs, one after another, of train.py's jitted
+  ``train_step`` on configuration k's own slice of the stacked state: the
   baseline;
-* ``unroll``: sweep.py's step over the K stacked configurations, K copies
-  of the single-configuration step in one jit (the sweep's default on CPU);
+* ``unroll``: sweep.py's ``train_all``, the same ``train_step`` over the K
+  stacked configurations, K copies of it in one jit (the sweep's default on
+  CPU);
 * ``map``: the same as a loop over k (``jax.lax.map``) inside one jit;
 * ``vmap``: the same by ``jax.vmap`` (its default on GPU and TPU).
 
@@ -32,14 +33,14 @@ import argparse
 import functools
 import json
 import pathlib
-import statistics
 import sys
-import time
 from collections.abc import Sequence
 from typing import Any
 
 import jax
 import numpy as np
+
+import timing
 
 EXAMPLE = pathlib.Path(__file__).resolve().parents[1] / "examples" / "fashion_mnist"
 sys.path.insert(0, str(EXAMPLE))
@@ -65,47 +66,38 @@ def _variants(k: int, batches: list[Any]) -> dict[str, tuple[Any, float]]:
   """variant -> (a function running N steps on `batches`, compile seconds)."""
   config = train.Config(schedule="cosine", batch_size=len(batches[0]["label"]))
   stacked = sweep.stack_plans(sweep.lr_sweep(config, RATES[:k]))
-  graphdef, state = sweep.init_state(config.seed, stacked.plans)
+  graphdef, state = sweep.init_state(config, stacked.plans)
   out = {}
 
-  def loop(fn, state, schedule):
+  def loop(fn, state):
     def run():
       s = state
       for b in batches:
-        s, m = fn(s, schedule, b)
-      return jax.block_until_ready((s, m))
+        s, m = fn(s, b)
+      return s, m
     return run
 
-  # sequential: configuration k's own slice of the stacked state and schedule
-  one = functools.partial(sweep._train_one, graphdef, stacked.plateau)  # pylint: disable=protected-access
-  pieces = [jax.tree.map(lambda x, i=i: x[i], (state, stacked.schedule)) for i in range(k)]
-  t0 = time.perf_counter()
-  step = jax.jit(one).lower(*pieces[0], batches[0]).compile()
-  runs = [loop(step, *p) for p in pieces]
-  out["sequential"] = (lambda: [r() for r in runs], time.perf_counter() - t0)
+  # sequential: train.py's step on configuration k's own slice of the stacked state
+  pieces = [jax.tree.map(lambda x, i=i: x[i], state) for i in range(k)]
+  step, compile_s = timing.compiled(functools.partial(train.train_step, graphdef),
+                                    pieces[0], batches[0])
+  runs = [loop(step, p) for p in pieces]
+  out["sequential"] = (lambda: [r() for r in runs], compile_s)
   for mode in VARIANTS[1:]:
-    t0 = time.perf_counter()
-    step = jax.jit(functools.partial(sweep.train_all, graphdef, stacked.plateau, mode)).lower(
-        state, stacked.schedule, batches[0]).compile()
-    out[mode] = (loop(step, state, stacked.schedule), time.perf_counter() - t0)
+    step, compile_s = timing.compiled(functools.partial(sweep.train_all, graphdef, mode),
+                                      state, batches[0])
+    out[mode] = (loop(step, state), compile_s)
   return out
 
 
 def _time(k: int, batch_size: int, steps: int, repeats: int) -> dict[str, Any]:
   variants = _variants(k, _batches(batch_size, steps))
-  times: dict[str, list[float]] = {name: [] for name in VARIANTS}
-  for run, _ in variants.values():
-    run()  # warm-up
-  for _ in range(repeats):
-    for name, (run, _) in variants.items():
-      t0 = time.perf_counter()
-      run()
-      times[name].append(time.perf_counter() - t0)
+  times = timing.interleaved({name: run for name, (run, _) in variants.items()}, repeats=repeats)
   out = {}
   for name in VARIANTS:
-    median = statistics.median(times[name])
-    out[name] = {"config_steps_per_s": k * steps / median, "runs_s": times[name],
-                 "best_config_steps_per_s": k * steps / min(times[name]),
+    t = timing.summary(times[name])
+    out[name] = {"config_steps_per_s": k * steps / t["median_s"], "runs_s": t["runs_s"],
+                 "best_config_steps_per_s": k * steps / t["min_s"],
                  "compile_s": variants[name][1]}
   base = out["sequential"]
   for r in out.values():

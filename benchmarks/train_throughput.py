@@ -1,14 +1,16 @@
 """Images per second of the Fashion-MNIST example's training step, against PyTorch.
 
 Times the example's own ``train_step`` (``examples/fashion_mnist/train.py``:
-its LeNet, its optimizer, ``jax.jit(train_step, static_argnums=0)`` as its
-loop does) at batch 128 under three of its schedules: ``none`` (a constant
-rate), ``cosine`` and ``plateau`` (the ``reduce_on_plateau`` transform). Next
-to it, in the same run and on the same CPU:
+its LeNet as ``conv_impl="auto"`` picks it, its optimizer
+``nnx.Optimizer(model, lrjax.inject_hyperparams(optax.sgd)(learning_rate=
+schedule))``, ``jax.jit(train_step, static_argnums=0)`` as its loop does) at
+batch 128 under three of its schedules: ``none`` (a constant rate), ``cosine``
+and ``plateau`` (the ``reduce_on_plateau`` transform). Next to it, in the same
+run and on the same CPU:
 
-* ``Flax NNX, nnx.Conv + nnx.max_pool``: the same network written the
-  straightforward way (NHWC ``nnx.Conv``, ``nnx.max_pool``), through the same
-  step and optimizer: what the example's model code is measured against;
+* ``JAX example, conv_impl=xla``: the example's idiomatic ``models.LeNet``
+  (NHWC ``nnx.Conv``, ``nnx.max_pool``), the default on GPU and TPU, through
+  the same step and optimizer: what the CPU model is measured against;
 * ``PyTorch eager``: the same network (``nn.Conv2d``, ``F.max_pool2d``,
   ``nn.Linear``, default initialisation) and loop (``zero_grad``, forward,
   ``cross_entropy``, ``backward``, ``SGD.step``; ``CosineAnnealingLR`` or
@@ -23,7 +25,8 @@ interleaved within each repeat so machine noise hits them alike, and the
 median over ``--repeats`` repeats is reported. ``first call`` is the first
 step's time, compilation included. ``compiles`` is how many executables the
 jitted step holds after running with one schedule and then with the same
-schedule type at other values (``--lr`` 0.3, then 0.1): it must be 1.
+schedule type at other values (``--lr`` 0.3, then 0.1, swapped into the
+optimizer state by ``lrjax.set_hyperparams``): it must be 1.
 
 ``--e2e`` adds the figure users feel: the wall time for the example
 (``train_and_evaluate``, real data) to first reach ``--target`` test accuracy
@@ -58,15 +61,19 @@ from typing import Any
 import jax
 import numpy as np
 
+import timing
+
 EXAMPLE = pathlib.Path(__file__).resolve().parents[1] / "examples" / "fashion_mnist"
 BATCH = 128
 STEPS_PER_EPOCH = 469  # 60,000 images at batch 128, the last batch partial
 SCHEDULES = ("none", "cosine", "plateau")
+XLA_ROW = "JAX example, conv_impl=xla (models.LeNet)"
 PAUSE_S = 0.05  # between timed blocks: lets one library's spinning threads settle
 
 
 def _import_example():
-  """The example's ``train`` module, or a clear error."""
+  """The example's ``train`` module (its ``schedules`` and ``input_pipeline``
+  as ``train.schedules``, ``train.input_pipeline``), or a clear error."""
   if not (EXAMPLE / "train.py").exists():
     raise SystemExit(f"train_throughput: {EXAMPLE / 'train.py'} not found; "
                      "this benchmark times the Fashion-MNIST example's train step")
@@ -79,29 +86,6 @@ def _import_example():
 # --- JAX ----------------------------------------------------------------------
 
 
-def _reference_lenet(ex):
-  """The same LeNet written the straightforward Flax way (NHWC, nnx.max_pool)."""
-  from flax import nnx  # pylint: disable=import-outside-toplevel
-
-  class ReferenceLeNet(nnx.Module):
-
-    def __init__(self, *, rngs: nnx.Rngs):
-      self.conv1 = nnx.Conv(1, 6, (5, 5), padding=2, rngs=rngs)
-      self.conv2 = nnx.Conv(6, 16, (5, 5), padding="VALID", rngs=rngs)
-      self.fc1 = nnx.Linear(400, 120, rngs=rngs)
-      self.fc2 = nnx.Linear(120, 84, rngs=rngs)
-      self.fc3 = nnx.Linear(84, 10, rngs=rngs)
-
-    def __call__(self, x):
-      x = nnx.max_pool(nnx.relu(self.conv1(x)), (2, 2), strides=(2, 2))
-      x = nnx.max_pool(nnx.relu(self.conv2(x)), (2, 2), strides=(2, 2))
-      x = x.reshape(x.shape[0], -1)
-      return self.fc3(nnx.relu(self.fc2(nnx.relu(self.fc1(x)))))
-
-  del ex
-  return ReferenceLeNet
-
-
 def _synthetic_batches(n: int, seed: int = 0) -> list[dict[str, np.ndarray]]:
   rng = np.random.default_rng(seed)
   return [{"image": rng.integers(0, 256, (BATCH, 28, 28), dtype=np.uint8),
@@ -110,13 +94,14 @@ def _synthetic_batches(n: int, seed: int = 0) -> list[dict[str, np.ndarray]]:
 
 
 class JaxRunner:
-  """The example's jitted train step on one model class and schedule."""
+  """The example's jitted train step on one model (``conv_impl``) and schedule."""
 
-  def __init__(self, ex, model_cls, schedule: str, batches, lr: float = 0.3):
-    self.ex, self.model_cls, self.name = ex, model_cls, schedule
+  def __init__(self, ex, conv_impl: str, schedule: str, batches, lr: float = 0.3):
+    self.ex, self.conv_impl, self.name = ex, conv_impl, schedule
     self.step = jax.jit(ex.train_step, static_argnums=0)
     self.batches = [jax.device_put(b) for b in batches]
-    self.graphdef, self.state, self.schedule = self._init(lr)
+    self.transforms = {}  # one optimizer transform for every value of this schedule
+    self.graphdef, self.state = self._init(lr)
     self.i = 0
     before = self.step._cache_size()  # pylint: disable=protected-access
     t0 = time.perf_counter()
@@ -125,17 +110,15 @@ class JaxRunner:
     self.compiled = self.step._cache_size() - before  # pylint: disable=protected-access
 
   def _init(self, lr: float):
-    from flax import nnx  # pylint: disable=import-outside-toplevel
     ex = self.ex
-    plan = ex.make_plan(ex.Config(schedule=self.name, learning_rate=lr), STEPS_PER_EPOCH)
-    model = self.model_cls(rngs=nnx.Rngs(0))
-    graphdef, state = nnx.split((model, ex.make_optimizer(model, plan)))
-    return graphdef, state, plan.schedule
+    config = ex.Config(schedule=self.name, learning_rate=lr, conv_impl=self.conv_impl)
+    plan = ex.schedules.make_plan(config, STEPS_PER_EPOCH)
+    return ex.create_train_state(ex.create_model(config), plan, self.transforms)
 
   def run(self, steps: int) -> None:
     out = None
     for _ in range(steps):
-      self.state, out = self.step(self.graphdef, self.state, self.schedule,
+      self.state, out = self.step(self.graphdef, self.state,
                                   self.batches[self.i % len(self.batches)])
       self.i += 1
     jax.block_until_ready((self.state, out))
@@ -154,14 +137,14 @@ class JaxRunner:
     ex = self.ex
 
     def forward(graphdef, state, batch):
-      return ex._loss(nnx.merge(graphdef, state)[0], batch)[0]  # pylint: disable=protected-access
+      return ex.loss_and_metrics(nnx.merge(graphdef, state)[0], batch)[0]
 
     def forward_backward(graphdef, state, batch):
-      return nnx.grad(ex._loss, has_aux=True)(nnx.merge(graphdef, state)[0], batch)[0]  # pylint: disable=protected-access
+      return nnx.grad(ex.loss_and_metrics, has_aux=True)(nnx.merge(graphdef, state)[0], batch)[0]
 
     def update(graphdef, state, grads):
       model, opt = nnx.merge(graphdef, state)
-      opt.update(model, grads, learning_rate=0.3)  # the example's SGD takes its rate here
+      opt.update(model, grads)
       return nnx.state((model, opt))
 
     def updates(graphdef, state, grads):
@@ -191,7 +174,7 @@ class JaxRunner:
       times["optimizer"].append((time.perf_counter() - t0) / steps)
       jax.block_until_ready(self.state)
       t0 = time.perf_counter()
-      self.state, out = self.step(self.graphdef, self.state, self.schedule, self.batches[0])
+      self.state, out = self.step(self.graphdef, self.state, self.batches[0])
       times["dispatch"].append(time.perf_counter() - t0)
       jax.block_until_ready((self.state, out))
     med = {k: statistics.median(v) * 1e3 for k, v in times.items()}
@@ -202,13 +185,14 @@ class JaxRunner:
   def compiles_after_value_switch(self) -> int:
     """Compilations of the step over a run and one more step at other schedule values.
 
-    The same model and optimizer state, the same kind of schedule with other
-    numbers (the rate 0.1 instead of 0.3): the schedule is a pytree argument
-    whose numbers are leaves, so this must not compile again.
+    The same model and optimizer transform, the same kind of schedule with
+    other numbers (the rate 0.1 instead of 0.3) swapped into the optimizer
+    state: the schedule's numbers are leaves of that state, so this must not
+    compile again.
     """
-    _, _, other = self._init(lr=0.1)
+    graphdef, other = self._init(lr=0.1)
     before = self.step._cache_size()  # pylint: disable=protected-access
-    jax.block_until_ready(self.step(self.graphdef, self.state, other, self.batches[0]))
+    jax.block_until_ready(self.step(graphdef, other, self.batches[0]))
     return self.compiled + self.step._cache_size() - before  # pylint: disable=protected-access
 
 
@@ -346,7 +330,7 @@ def _first_reach(history, target: float, total_s: float, epochs: int) -> dict[st
 
 def _e2e_torch(ex, schedule: str, epochs: int, target: float) -> dict[str, Any]:
   import torch  # pylint: disable=import-outside-toplevel
-  ds = ex.data_lib.load(None)
+  ds = ex.input_pipeline.load(None)
   train_x = torch.from_numpy(ds["train_images"][:, None].copy())
   train_y = torch.from_numpy(ds["train_labels"].astype(np.int64))
   test_x = torch.from_numpy(ds["test_images"][:, None].copy())
@@ -360,7 +344,7 @@ def _e2e_torch(ex, schedule: str, epochs: int, target: float) -> dict[str, Any]:
   t_start = time.perf_counter()
   for epoch in range(epochs):
     t0 = time.perf_counter()
-    order = torch.from_numpy(ex.epoch_order(0, epoch, len(train_x)))
+    order = torch.from_numpy(ex.input_pipeline.epoch_order(0, epoch, len(train_x)))
     model.train()
     for i in range(0, len(order), BATCH):  # the last batch partial, as the example's
       idx = order[i:i + BATCH]
@@ -451,35 +435,29 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
   batches = _synthetic_batches(8)
   runners: dict[tuple[str, str], Any] = {}
   for s in SCHEDULES:
-    runners[("JAX example (train.py)", s)] = JaxRunner(ex, ex.LeNet, s, batches)
+    runners[("JAX example (train.py)", s)] = JaxRunner(ex, "auto", s, batches)
   if not (args.no_reference or args.quick):
-    runners[("Flax NNX, nnx.Conv + nnx.max_pool", "none")] = JaxRunner(
-        ex, _reference_lenet(ex), "none", batches)
+    runners[(XLA_ROW, "none")] = JaxRunner(ex, "xla", "none", batches)
   if torch_version:
     for s in SCHEDULES:
       runners[("PyTorch eager", s)] = TorchRunner(s, batches)
 
-  times: dict[tuple[str, str], list[float]] = {k: [] for k in runners}
-  for _ in range(repeats):
-    for key, r in runners.items():
-      time.sleep(PAUSE_S)
-      t0 = time.perf_counter()
-      r.run(steps)
-      times[key].append((time.perf_counter() - t0) / steps)
+  times = timing.interleaved({key: (lambda r=r: r.run(steps)) for key, r in runners.items()},
+                             repeats=repeats, warmup=False, pause_s=PAUSE_S)
 
   rows = []
   for (impl, s), r in runners.items():
-    t = statistics.median(times[(impl, s)])
-    row = {"implementation": impl, "schedule": s, "ms_per_step": t * 1e3,
-           "min_ms_per_step": min(times[(impl, s)]) * 1e3, "images_per_s": BATCH / t,
-           "first_call_s": r.first_call_s, "runs_ms": [x * 1e3 for x in times[(impl, s)]],
+    t = timing.summary(times[(impl, s)], per=steps)
+    row = {"implementation": impl, "schedule": s, "ms_per_step": t["median_s"] * 1e3,
+           "min_ms_per_step": t["min_s"] * 1e3, "images_per_s": BATCH / t["median_s"],
+           "first_call_s": r.first_call_s, "runs_ms": [x * 1e3 for x in t["runs_s"]],
            "compiles": r.compiles_after_value_switch() if isinstance(r, JaxRunner) else None}
     if s == "none":
       row.update(r.components(steps, max(repeats // 3, 2)))
     rows.append(row)
   torch_ips = {r["schedule"]: r["images_per_s"] for r in rows if r["implementation"] == "PyTorch eager"}
   for row in rows:
-    base = torch_ips.get("none" if row["implementation"].startswith("Flax") else row["schedule"])
+    base = torch_ips.get("none" if row["implementation"] == XLA_ROW else row["schedule"])
     row["x_torch"] = row["images_per_s"] / base if base else None
 
   if args.e2e:

@@ -1,4 +1,5 @@
-"""Smoke tests of the benchmark scripts: each runs its `--quick` size in-process.
+"""Smoke tests of the benchmark scripts: each runs its `--quick` size in-process,
+once, here (a deleted script fails its test), and of their timing helper.
 
 These check that every script still runs end to end and prints a table with
 the expected rows and columns holding positive finite numbers; they assert no
@@ -10,25 +11,40 @@ import json
 import math
 import pathlib
 import re
+import sys
+import time
 
-import pytest
+import jax.numpy as jnp
 
 BENCHMARKS = pathlib.Path(__file__).resolve().parents[1] / "benchmarks"
+sys.path.insert(0, str(BENCHMARKS))  # where a script finds `timing`, as when run
+
+import timing  # noqa: E402  pylint: disable=wrong-import-position
+
+SCRIPTS = ("schedule_overhead", "plateau_overhead", "sweep_throughput", "train_throughput")
 
 
 def _load(name):
   path = BENCHMARKS / f"{name}.py"
-  if not path.exists():
-    pytest.skip(f"{path} not written yet")
+  assert path.exists(), f"{path} is missing: the benchmarks README and this test list it"
   spec = importlib.util.spec_from_file_location(f"_bench_{name}", path)
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
   return module
 
 
-def _table(out: str) -> tuple[list[str], list[list[str]]]:
-  """The header and body rows of the one markdown table in `out`."""
-  lines = [l for l in out.splitlines() if l.startswith("|")]
+def _table(out: str, index: int = 0) -> tuple[list[str], list[list[str]]]:
+  """The header and body rows of the `index`-th markdown table in `out`."""
+  tables, previous = [], False
+  for l in out.splitlines():
+    row = l.startswith("|")
+    if row and not previous:
+      tables.append([])
+    if row:
+      tables[-1].append(l)
+    previous = row
+  assert len(tables) > index, out
+  lines = tables[index]
   assert len(lines) >= 3, out
   split = lambda l: [c.strip() for c in l.strip().strip("|").split("|")]
   assert set(lines[1].replace("|", "").replace("-", "").replace(":", "").strip()) == set(), lines[1]
@@ -55,7 +71,8 @@ def test_schedule_overhead_quick(tmp_path, capsys):
   assert head[2:4] == ["SGD 64 ×const", "SGD 64 ×optax"]
   assert head[-4:] == ["compile (ms)", "eager µs", "optax eager µs", "torch step() µs"]
   names = [r[0] for r in rows]
-  assert names == list(bench._catalogue())  # pylint: disable=protected-access
+  saved = json.loads(path.read_text())
+  assert names == list(saved["schedules"]) == list(report["schedules"])
   by_name = dict(zip(names, rows))
   for name in ("constant", "cosine_decay"):  # exported since the start
     row = by_name[name]
@@ -67,7 +84,6 @@ def test_schedule_overhead_quick(tmp_path, capsys):
     for cell in row[2:]:
       assert cell == "—" or _number(cell) > 0, row
 
-  saved = json.loads(path.read_text())
   assert saved["configs"] == ["SGD 64"] == report["configs"]
   for name, r in saved["schedules"].items():
     if r["missing"]:
@@ -117,3 +133,48 @@ def test_plateau_overhead_quick(tmp_path, capsys):
   for size in saved["results"].values():
     for name, r in size.items():
       assert _positive_finite(r["us_per_step"]) and _positive_finite(r["ratio"]), name
+
+
+def test_sweep_throughput_quick(tmp_path, capsys):
+  bench = _load("sweep_throughput")
+  report = bench.main(["--quick", "--json", str(tmp_path / "out.json")])
+  head, rows = _table(capsys.readouterr().out)
+  assert head[:3] == ["K", "variant", "configuration-steps/s"]
+  assert [r[1] for r in rows] == list(bench.VARIANTS) == ["sequential", "unroll", "map", "vmap"]
+  for row in rows:
+    assert all(_number(c) > 0 for c in row[2:]), row
+  assert json.loads((tmp_path / "out.json").read_text()) == json.loads(json.dumps(report))
+  results = report["results"]["1"]
+  assert results["sequential"]["ratio"] == 1.0
+  for r in results.values():
+    assert _positive_finite(r["config_steps_per_s"]) and _positive_finite(r["ratio"])
+
+
+def test_every_benchmark_script_has_its_smoke_test():
+  scripts = {p.stem for p in BENCHMARKS.glob("*.py")} - {"timing"}
+  assert scripts == set(SCRIPTS)
+  for name in SCRIPTS:
+    assert f"test_{name}_quick" in globals(), name
+  readme = (BENCHMARKS / "README.md").read_text()
+  for name in SCRIPTS:
+    assert f"`{name}.py`" in readme, name
+
+
+def test_timing_helper():
+  calls = []
+
+  def run(name, seconds):
+    def f():
+      calls.append(name)
+      time.sleep(seconds)
+      return jnp.ones(3) * seconds
+    return f
+
+  times = timing.interleaved({"a": run("a", 0.002), "b": run("b", 0.02)}, repeats=3)
+  assert calls == ["a", "b"] + ["a", "b"] * 3  # a warm-up call each, then taking turns
+  assert [len(t) for t in times.values()] == [3, 3]
+  assert min(times["b"]) >= 0.02 and min(times["a"]) >= 0.002
+  got = timing.summary([3.0, 1.0, 2.0, 10.0, 4.0], per=2)
+  assert (got["median_s"], got["min_s"], got["runs_s"]) == (1.5, 0.5, [1.5, 0.5, 1.0, 5.0, 2.0])
+  fn, seconds = timing.compiled(lambda x: x * 2.0, jnp.arange(3.0))
+  assert seconds > 0 and list(map(float, fn(jnp.arange(3.0)))) == [0.0, 2.0, 4.0]
