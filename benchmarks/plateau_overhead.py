@@ -130,9 +130,7 @@ def _time_variants(size: int, n: int, repeats: int, step: str) -> dict[str, Any]
     out[name] = {"compile_s": compile_s}
   times = timing.interleaved(runs, repeats=repeats)
   for name, r in out.items():
-    t = timing.summary(times[name], per=n)
-    r["runs_us"] = [x * 1e6 for x in t["runs_s"]]
-    r["us_per_step"], r["min_us_per_step"] = t["median_s"] * 1e6, t["min_s"] * 1e6
+    r.update(timing.per_step_us(times[name], per=n))
   for r in out.values():
     r["ratio"] = r["us_per_step"] / out["sgd"]["us_per_step"]
     # the fastest repeat: the least disturbed by other processes

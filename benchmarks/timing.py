@@ -71,3 +71,11 @@ def summary(times: Sequence[float], *, per: int = 1) -> dict[str, Any]:
   """
   runs = [t / per for t in times]
   return {"median_s": statistics.median(runs), "min_s": min(runs), "runs_s": runs}
+
+
+def per_step_us(times: Sequence[float], *, per: int) -> dict[str, Any]:
+  """`summary` in microseconds per step: ``us_per_step`` (the median),
+  ``min_us_per_step`` and ``runs_us``."""
+  t = summary(times, per=per)
+  return {"runs_us": [x * 1e6 for x in t["runs_s"]], "us_per_step": t["median_s"] * 1e6,
+          "min_us_per_step": t["min_s"] * 1e6}

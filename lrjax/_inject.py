@@ -20,7 +20,7 @@ import numpy as np
 import optax
 
 from lrjax._base import Schedule
-from lrjax._opt_state import is_variable, like, map_states, value_of
+from lrjax._opt_state import is_variable, like, map_states, only_state, value_of
 
 __all__ = [
     "InjectHyperparamsState",
@@ -347,21 +347,10 @@ def hyperparams(opt_state: Any) -> dict[str, jax.Array]:
     >>> print(f"{hp['learning_rate']:.0e} {hp['b1']:.2f} {hp['b2']:.3f}")
     1e-03 0.95 0.999
   """
-  fn = "hyperparams"
-  found: list[InjectHyperparamsState] = []
-
-  def collect(state: InjectHyperparamsState) -> InjectHyperparamsState:
-    found.append(state)
-    return state
-
-  map_states(fn, opt_state, InjectHyperparamsState, collect,
-             what="inject_hyperparams", hint=_HINT)
-  if len(found) > 1:
-    raise ValueError(
-        f"{fn}: opt_state holds {len(found)} inject_hyperparams states; call "
-        "hyperparams on each one's part of the state"
-    )
-  return {k: jnp.asarray(value_of(v)) for k, v in found[0].hyperparams.items()}
+  state = only_state("hyperparams", opt_state, InjectHyperparamsState,
+                     what="inject_hyperparams", hint=_HINT,
+                     instead="call hyperparams on each one's part of the state")
+  return {k: jnp.asarray(value_of(v)) for k, v in state.hyperparams.items()}
 
 
 # --- helpers -----------------------------------------------------------------

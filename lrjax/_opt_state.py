@@ -7,7 +7,8 @@ Optimizer states nest: ``optax.chain`` makes tuples; ``optax.MultiSteps``,
 any such tree (eagerly or under ``jit``) and puts what replaces them back in
 the same place; :func:`value_of` and :func:`like` unwrap and rewrap the NNX
 variables. `observe_plateau`, `plateau_scale`, `set_hyperparams` and
-`hyperparams` are all built on them.
+`hyperparams` are all built on them; :func:`only_state` finds the one state
+that a reader such as `plateau_scale` needs.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any, TypeVar
 
 import jax
 
-__all__ = ["is_variable", "like", "map_states", "value_of"]
+__all__ = ["is_variable", "like", "map_states", "only_state", "value_of"]
 
 _S = TypeVar("_S")
 
@@ -88,3 +89,42 @@ def map_states(
         f"{type(opt_state).__name__}); {hint}"
     )
   return out
+
+
+def only_state(
+    fn: str,
+    opt_state: Any,
+    state_type: type[_S],
+    *,
+    what: str,
+    hint: str,
+    instead: str,
+) -> _S:
+  """The one `state_type` inside `opt_state` (its fields may be NNX variables).
+
+  Args:
+    fn: the calling function's name, for the error.
+    opt_state: any optimizer state (a pytree).
+    state_type: the state class to find (a `NamedTuple`).
+    what: the transform's name, for the error.
+    hint: how to build an optimizer that has such a state, for the error.
+    instead: what to do when there are several, for the error.
+
+  Returns:
+    The state found.
+
+  Raises:
+    ValueError: if `opt_state` holds no `state_type`, or more than one.
+  """
+  found: list[_S] = []
+
+  def collect(state: _S) -> _S:
+    found.append(state)
+    return state
+
+  map_states(fn, opt_state, state_type, collect, what=what, hint=hint)
+  if len(found) > 1:
+    raise ValueError(
+        f"{fn}: opt_state holds {len(found)} {what} states; {instead}"
+    )
+  return found[0]

@@ -19,7 +19,7 @@ import numpy as np
 import optax
 
 from lrjax import _checks
-from lrjax._opt_state import is_variable, like, map_states, value_of
+from lrjax._opt_state import is_variable, like, map_states, only_state, value_of
 
 __all__ = [
     "ReduceOnPlateauState",
@@ -367,21 +367,10 @@ def plateau_scale(opt_state: Any) -> jax.Array:
     >>> print(f"{lrjax.plateau_scale(tx.init(jnp.zeros(2))):.1f}")
     1.0
   """
-  fn = "plateau_scale"
-  found: list[ReduceOnPlateauState] = []
-
-  def collect(state: ReduceOnPlateauState) -> ReduceOnPlateauState:
-    found.append(state)
-    return state
-
-  map_states(fn, opt_state, ReduceOnPlateauState, collect,
-             what="reduce_on_plateau", hint=_HINT)
-  if len(found) > 1:
-    raise ValueError(
-        f"{fn}: opt_state holds {len(found)} reduce_on_plateau states; "
-        "read each one's .scale instead"
-    )
-  return jnp.asarray(value_of(found[0].stats)[_SCALE])
+  state = only_state("plateau_scale", opt_state, ReduceOnPlateauState,
+                     what="reduce_on_plateau", hint=_HINT,
+                     instead="read each one's .scale instead")
+  return jnp.asarray(value_of(state.stats)[_SCALE])
 
 
 # --- the decision --------------------------------------------------------------

@@ -517,6 +517,13 @@ def one_cycle_phases(total_steps, pct_start, three_phase):
           (total_steps - 1, "max_lr", "min_lr")]
 
 
+def one_cycle_anneal(anneal_strategy, start, end, pct):
+  """torch OneCycleLR's `_annealing_cos` / `_annealing_linear`."""
+  if anneal_strategy == "cos":
+    return end + (start - end) / 2.0 * (math.cos(math.pi * pct) + 1)
+  return (end - start) * pct + start
+
+
 def one_cycle_lr(t, max_lr, total_steps, pct_start=0.3, anneal_strategy="cos",
                  div_factor=25.0, final_div_factor=1e4, three_phase=False):
   """torch OneCycleLR (Smith & Topin 2019) at step min(t, total_steps - 1):
@@ -527,18 +534,13 @@ def one_cycle_lr(t, max_lr, total_steps, pct_start=0.3, anneal_strategy="cos",
   group["min_lr"] = group["initial_lr"] / final_div_factor
   phases = one_cycle_phases(total_steps, pct_start, three_phase)
 
-  def anneal(start, end, pct):
-    if anneal_strategy == "cos":
-      return end + (start - end) / 2.0 * (math.cos(math.pi * pct) + 1)
-    return (end - start) * pct + start
-
   def one(e):
     step_num = min(e, total_steps - 1)
     start_step = 0.0
     for i, (end_step, a, b) in enumerate(phases):
       if step_num <= end_step or i == len(phases) - 1:
         pct = (step_num - start_step) / (end_step - start_step)
-        return anneal(group[a], group[b], pct)
+        return one_cycle_anneal(anneal_strategy, group[a], group[b], pct)
       start_step = end_step
     raise AssertionError("unreachable")
 
@@ -597,18 +599,13 @@ def one_cycle_momentum(t, total_steps, base_momentum=0.85, max_momentum=0.95,
   ends = [e for e, _, _ in one_cycle_phases(total_steps, pct_start, three_phase)]
   table = [("max", "base"), ("base", "max"), ("max", "max")][:len(ends)]
 
-  def anneal(start, end, pct):
-    if anneal_strategy == "cos":
-      return end + (start - end) / 2.0 * (math.cos(math.pi * pct) + 1)
-    return (end - start) * pct + start
-
   def one(e):
     step_num = min(e, total_steps - 1)
     start_step = 0.0
     for i, (end_step, (a, b)) in enumerate(zip(ends, table)):
       if step_num <= end_step or i == len(ends) - 1:
         pct = (step_num - start_step) / (end_step - start_step)
-        return anneal(m[a], m[b], pct)
+        return one_cycle_anneal(anneal_strategy, m[a], m[b], pct)
       start_step = end_step
     raise AssertionError("unreachable")
 

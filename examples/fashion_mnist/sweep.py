@@ -34,8 +34,6 @@ import numpy as np
 import optax
 from flax import nnx
 
-import lrjax
-
 import input_pipeline
 import reporting
 import schedules
