@@ -181,6 +181,36 @@ def _generated_data(data_dir, n_train=384, n_test=128, seed=0):
   return str(data_dir)
 
 
+def test_processes_that_start_together_prepare_the_data_once(tmp_path, monkeypatch):
+  """Two loaders on an empty data directory (as two processes of one host
+  start): one prepares, the other waits for its cache and reads it."""
+  import threading  # pylint: disable=import-outside-toplevel
+  import time  # pylint: disable=import-outside-toplevel
+  calls = []
+
+  def slow_prepare(data_dir, debian_dir, cache):
+    calls.append(data_dir)
+    time.sleep(0.5)  # long enough for the other loader to arrive meanwhile
+    _generated_data(data_dir, n_train=8, n_test=4, seed=len(calls))
+
+  monkeypatch.setattr(input_pipeline, "_prepare", slow_prepare)
+  out = [None, None]
+
+  def run(i):
+    out[i] = input_pipeline.load(tmp_path / "data")
+
+  threads = [threading.Thread(target=run, args=(i,)) for i in range(2)]
+  for t in threads:
+    t.start()
+  for t in threads:
+    t.join(timeout=30)
+  assert len(calls) == 1
+  assert out[0] is not None and out[1] is not None
+  for key in ("train_images", "train_labels", "test_images", "test_labels"):
+    np.testing.assert_array_equal(out[0][key], out[1][key])
+  assert out[0]["train_images"].shape == (8, 28, 28)
+
+
 def _events(workdir):
   """tag -> {step: value} of the TensorBoard event files in `workdir`, read by
   TensorFlow's own reader."""

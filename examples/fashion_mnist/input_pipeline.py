@@ -3,7 +3,8 @@
 `load` returns the two splits as in-memory uint8 arrays. The first call builds
 tfds' ``fashion_mnist`` dataset in the data directory and caches its splits as
 ``fashion_mnist.npz`` there (`write_cache`); every later call reads that file
-and never imports TensorFlow. A cache written by `write_cache` with fewer
+and never imports TensorFlow. Processes that start together on one host
+prepare it once (a lock file in the data directory). A cache written by `write_cache` with fewer
 images (a generated stand-in, as the tests use) loads the same way.
 
 Where tfds gets the four ``.gz`` files from:
@@ -25,6 +26,7 @@ Where tfds gets the four ``.gz`` files from:
 from __future__ import annotations
 
 import collections
+import fcntl
 import hashlib
 import os
 import pathlib
@@ -86,7 +88,14 @@ def load(
   data_dir = pathlib.Path(data_dir).expanduser() if data_dir else default_data_dir()
   cache = data_dir / CACHE_NAME
   if not cache.exists():
-    _prepare(data_dir, pathlib.Path(debian_dir or DEBIAN_DIR), cache)
+    # Several processes on one host (two-process runs, `--distributed` with
+    # a shared data directory) start together: one prepares, the others wait
+    # for its cache instead of building tfds' dataset into the same folder.
+    data_dir.mkdir(parents=True, exist_ok=True)
+    with open(data_dir / ".prepare.lock", "w") as lock:
+      fcntl.flock(lock, fcntl.LOCK_EX)
+      if not cache.exists():
+        _prepare(data_dir, pathlib.Path(debian_dir or DEBIAN_DIR), cache)
   with np.load(cache) as f:
     out = {k: f[k] for k in f.files}
   for split in _SIZES:
