@@ -15,13 +15,15 @@ import sys
 import time
 
 import jax.numpy as jnp
+import numpy as np
 
 BENCHMARKS = pathlib.Path(__file__).resolve().parents[1] / "benchmarks"
 sys.path.insert(0, str(BENCHMARKS))  # where a script finds `timing`, as when run
 
 import timing  # noqa: E402  pylint: disable=wrong-import-position
 
-SCRIPTS = ("schedule_overhead", "plateau_overhead", "sweep_throughput", "train_throughput")
+SCRIPTS = ("schedule_overhead", "plateau_overhead", "sweep_throughput", "train_throughput",
+           "end_to_end")
 
 
 def _load(name):
@@ -118,6 +120,40 @@ def test_train_throughput_quick(tmp_path, capsys):
   assert _number(none_row[7]) > 0 and _number(none_row[10]) > 0, none_row  # forward, dispatch
   for r in saved["rows"]:
     assert _positive_finite(r["images_per_s"]) and _positive_finite(r["ms_per_step"]), r
+
+
+def test_end_to_end_quick(tmp_path, capsys):
+  bench = _load("end_to_end")
+  ex = bench._import_example()  # pylint: disable=protected-access
+  rng = np.random.default_rng(0)  # a small generated dataset cached as the real one is
+  arrays = {"train_images": rng.integers(0, 256, (512, 28, 28), dtype=np.uint8),
+            "train_labels": rng.integers(0, 10, 512).astype(np.uint8),
+            "test_images": rng.integers(0, 256, (256, 28, 28), dtype=np.uint8),
+            "test_labels": rng.integers(0, 10, 256).astype(np.uint8)}
+  ex.input_pipeline.write_cache(tmp_path / "data", arrays)
+  path = tmp_path / "out.json"
+  report = bench.main(["--quick", "--data-dir", str(tmp_path / "data"), "--json", str(path)])
+  out = capsys.readouterr().out
+  head, rows = _table(out)
+
+  assert head == bench.COLUMNS
+  saved = json.loads(path.read_text())
+  assert saved == json.loads(json.dumps(report)) and saved["epochs"] == 2
+  with_torch = saved["torch"] is not None
+  assert ("PyTorch not installed" in out) == (not with_torch)
+  impls = [bench.JAX_ROW, bench.TORCH_ROW] if with_torch else [bench.JAX_ROW]
+  expected = [(i, s) for s in ("cosine", "plateau", "all, one after another") for i in impls]
+  assert [(r[0], r[1]) for r in rows] == expected
+  for row in rows:
+    assert len(row) == len(head), row
+    assert row[2] == ("3" if row[1].startswith("all") else "2"), row
+    assert all(_number(c) > 0 for c in row[3:6]), row
+    if not row[1].startswith("all"):
+      assert 0 <= _number(row[6]) <= 1, row
+    if row[0] == bench.JAX_ROW and with_torch:
+      assert _number(row[7]) > 0 and _number(row[8]) > 0, row
+  for r in saved["rows"]:
+    assert all(_positive_finite(t) for t in r["epoch_s"]) and _positive_finite(r["total_s"]), r
 
 
 def test_plateau_overhead_quick(tmp_path, capsys):

@@ -268,6 +268,22 @@ def batches(images, labels, batch_size: int, order: np.ndarray) -> Iterator[dict
     yield {"image": images[sl], "label": labels[sl], "weight": weight[i * batch_size:(i + 1) * batch_size]}
 
 
+def batch_indices(order: np.ndarray, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+  """The rows and weights of `batches`' batches, as ``(steps, batch_size)`` arrays.
+
+  Row ``i`` of the first indexes the images of batch ``i`` (int32), row ``i``
+  of the second holds their weights (1, or 0 for the padding of the last
+  batch): ``images[idx[i]]`` is ``batches(...)``'s batch ``i``.
+  """
+  n = len(order)
+  steps = -(-n // batch_size)
+  pad = steps * batch_size - n
+  idx = np.concatenate([order, order[:pad]]) if pad <= n else np.resize(order, n + pad)
+  weight = np.concatenate([np.ones(n, np.float32), np.zeros(pad, np.float32)])
+  return (idx.astype(np.int32).reshape(steps, batch_size),
+          weight.reshape(steps, batch_size))
+
+
 def epoch_order(seed: int, epoch: int, n: int) -> np.ndarray:
   """The data order of an epoch: a function of (seed, epoch) only, so resumable."""
   return np.random.default_rng([seed, epoch]).permutation(n)

@@ -181,19 +181,79 @@ def observe_step(graphdef, state, value):
   return nnx.state((model, opt))
 
 
+def _gather(images, labels, idx, weight, sharding):
+  """The batch of rows `idx` of the on-device split, sharded on its first axis."""
+  batch = {"image": images[idx], "label": labels[idx], "weight": weight}
+  return jax.lax.with_sharding_constraint(batch, sharding)
+
+
+def train_steps(graphdef, state, images, labels, idx, weight, *, sharding, unroll=1):
+  """`train_step` over the batches ``images[idx[i]]`` (``lax.scan``): one
+  compiled program for a chunk of steps, its metrics stacked over them.
+
+  Args:
+    graphdef: of (model, optimizer).
+    state: of (model, optimizer).
+    images, labels: the whole training split, on the devices (replicated).
+    idx: ``(steps, batch)`` int32 rows of `images`, from
+      `input_pipeline.batch_indices`.
+    weight: ``(steps, batch)`` weights of those rows (0 for padding).
+    sharding: of a batch (on its first axis over the mesh).
+    unroll: ``lax.scan``'s `unroll`.
+
+  Returns:
+    The new state and each of `train_step`'s metrics as a ``(steps,)`` array.
+  """
+
+  def body(state, xs):
+    return train_step(graphdef, state, _gather(images, labels, *xs, sharding))
+
+  return jax.lax.scan(body, state, (idx, weight), unroll=unroll)
+
+
+def eval_steps(graphdef, state, images, labels, idx, weight, *, sharding):
+  """The sums of `eval_step` over the batches ``images[idx[i]]`` (``lax.scan``)."""
+
+  def body(carry, xs):
+    return carry, eval_step(graphdef, state, _gather(images, labels, *xs, sharding))
+
+  _, out = jax.lax.scan(body, (), (idx, weight))
+  return jax.tree.map(lambda x: jnp.sum(x, axis=0), out)
+
+
 class Steps(NamedTuple):
-  """The jitted steps, outputs replicated over the mesh."""
+  """The jitted steps, outputs replicated over the mesh.
+
+  ``train`` and ``evaluate`` take one batch; ``train_chunk`` and
+  ``evaluate_all`` a chunk of batches cut on the device from the whole split
+  (`train_steps`, `eval_steps`).
+  """
 
   train: Callable
   evaluate: Callable
   observe: Callable
+  train_chunk: Callable
+  evaluate_all: Callable
+
+
+TRAIN_UNROLL = 1  # lax.scan's unroll in train_steps (measured: see the README)
 
 
 @functools.lru_cache
 def jitted_steps(mesh: jax.sharding.Mesh) -> Steps:
   """The steps jitted once per mesh (so runs with one graph definition share traces)."""
   jit = functools.partial(jax.jit, static_argnums=0, out_shardings=NamedSharding(mesh, P()))
-  return Steps(jit(train_step), jit(eval_step), jit(observe_step))
+  batch = NamedSharding(mesh, P("batch"))
+  return Steps(jit(train_step), jit(eval_step), jit(observe_step),
+               jit(functools.partial(train_steps, sharding=batch, unroll=TRAIN_UNROLL)),
+               jit(functools.partial(eval_steps, sharding=batch)))
+
+
+def chunk_steps(steps: int, at_least: int = 32) -> int:
+  """Steps per compiled chunk of an epoch: the smallest divisor of `steps`
+  that is at least ``min(steps, at_least)`` (67 of 469), so every chunk has
+  one shape (one compile) and the progress bar advances a few times an epoch."""
+  return next(d for d in range(min(steps, at_least), steps + 1) if steps % d == 0)
 
 
 def train_epoch(step: Callable, state, batches: Iterable[dict[str, jax.Array]]):
@@ -212,6 +272,34 @@ def evaluate(step: Callable, state, batches: Iterable[dict[str, jax.Array]]) -> 
   """The sums of ``step(state, batch)`` over `batches`, as NumPy."""
   outs = [step(state, b) for b in batches]
   return input_pipeline.host(jax.tree.map(lambda *x: jnp.sum(jnp.stack(x), axis=0), *outs))
+
+
+def train_epoch_on_device(chunk: Callable, state, idx: np.ndarray, weight: np.ndarray,
+                          replicated: NamedSharding, progress: Callable[[int], Any] | None = None):
+  """``state, metrics = chunk(state, idx, weight)`` over the epoch's chunks of
+  batch rows (`input_pipeline.batch_indices`, cut into chunks of
+  `chunk_steps`); returns the final state and each metric over the steps, as
+  NumPy.
+
+  One chunk is in flight while the previous one's end is waited for (the
+  host's only sync with the devices within the epoch), and `progress` is
+  told how many steps each finished chunk did.
+  """
+  steps = len(idx)
+  size = chunk_steps(steps)
+  outs = []
+  for c in range(0, steps, size):
+    xs = input_pipeline.to_device({"idx": idx[c:c + size], "weight": weight[c:c + size]}, replicated)
+    state, m = chunk(state, xs["idx"], xs["weight"])
+    outs.append(m)
+    if len(outs) > 1:
+      outs[-2]["lr"].block_until_ready()
+      if progress is not None:
+        progress(size)
+  outs = input_pipeline.host(outs)
+  if progress is not None:
+    progress(size)
+  return state, {k: np.concatenate([o[k] for o in outs]) for k in outs[0]}
 
 
 # --- the loop ----------------------------------------------------------------
@@ -283,19 +371,29 @@ def train_and_evaluate(config: Config, workdir: str | pathlib.Path, *,
     if main_process:
       tensorboard = reporting.TensorBoard(workdir, fresh=not record["history"])
 
-    test_batches = list(input_pipeline.prefetch(input_pipeline.batches(
-        test_x, test_y, EVAL_BATCH_FACTOR * config.batch_size, np.arange(len(test_x))), data_sharding))
+    # Both splits on the devices once; each epoch sends only its batch rows.
+    train_dev = input_pipeline.to_device({"image": train_x, "label": train_y}, replicated)
+    test_dev = input_pipeline.to_device({"image": test_x, "label": test_y}, replicated)
+    test_idx = input_pipeline.to_device(dict(zip(("idx", "weight"), input_pipeline.batch_indices(
+        np.arange(len(test_x)), EVAL_BATCH_FACTOR * config.batch_size))), replicated)
+    chunk = lambda st, i, w: steps.train_chunk(graphdef, st, train_dev["image"], train_dev["label"], i, w)
     for epoch in range(len(record["history"]), config.epochs):
       t0 = time.perf_counter()
       order = input_pipeline.epoch_order(config.seed, epoch, len(train_x))
-      batches = input_pipeline.prefetch(
-          input_pipeline.batches(train_x, train_y, config.batch_size, order), data_sharding)
+      idx, weight = input_pipeline.batch_indices(order, config.batch_size)
+      bar = None
       if config.progress and main_process:
         from tqdm import tqdm  # pylint: disable=import-outside-toplevel
-        batches = tqdm(batches, total=spe, desc=f"Epoch {epoch + 1}", leave=False,
-                       file=sys.stdout, dynamic_ncols=True)
-      state, tr = train_epoch(functools.partial(steps.train, graphdef), state, batches)
-      te = evaluate(functools.partial(steps.evaluate, graphdef), state, test_batches)
+        bar = tqdm(total=spe, desc=f"Epoch {epoch + 1}", leave=False,
+                   file=sys.stdout, dynamic_ncols=True)
+      state, tr = train_epoch_on_device(
+          chunk, state, idx, weight, replicated,
+          None if bar is None else bar.update)
+      if bar is not None:
+        bar.close()
+      te = input_pipeline.host(steps.evaluate_all(graphdef, state, test_dev["image"],
+                                                  test_dev["label"], test_idx["idx"],
+                                                  test_idx["weight"]))
       if plan.plateau is not None:
         state = steps.observe(graphdef, state, jnp.float32(te["correct"] / te["count"]))
       row = reporting.epoch_row(epoch + 1, tr, te, time.perf_counter() - t0)
