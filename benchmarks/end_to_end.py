@@ -48,7 +48,6 @@ import json
 import math
 import os
 import pathlib
-import platform
 import statistics
 import sys
 import tempfile
@@ -58,6 +57,9 @@ from typing import Any
 
 import jax
 import numpy as np
+
+import timing
+from torch_lenet import torch_lenet
 
 EXAMPLE = pathlib.Path(__file__).resolve().parents[1] / "examples" / "fashion_mnist"
 DEFAULT_SCHEDULES = "none,sqrt,multistep,cosine,plateau"
@@ -118,29 +120,6 @@ def run_jax(ex, config, workdir: pathlib.Path, transforms: dict) -> dict[str, An
 # --- PyTorch ----------------------------------------------------------------------
 
 
-def _torch_lenet():
-  import torch  # pylint: disable=import-outside-toplevel
-  from torch import nn  # pylint: disable=import-outside-toplevel
-  import torch.nn.functional as F  # pylint: disable=import-outside-toplevel
-
-  class LeNet(nn.Module):
-    """The article's LeNet (ReLU, max-pooling)."""
-
-    def __init__(self):
-      super().__init__()
-      self.conv1 = nn.Conv2d(1, 6, 5, padding=2)
-      self.conv2 = nn.Conv2d(6, 16, 5)
-      self.fc1, self.fc2, self.fc3 = nn.Linear(400, 120), nn.Linear(120, 84), nn.Linear(84, 10)
-
-    def forward(self, x):
-      x = F.max_pool2d(F.relu(self.conv1(x)), 2)
-      x = F.max_pool2d(F.relu(self.conv2(x)), 2)
-      x = torch.flatten(x, 1)
-      return self.fc3(F.relu(self.fc2(F.relu(self.fc1(x)))))
-
-  return LeNet
-
-
 def torch_rate(name: str, lr: float, epoch: int) -> float:
   """The example's named schedule at `epoch` (from 0), from its closed form.
 
@@ -182,7 +161,7 @@ def run_torch(ex, config, schedule: str) -> dict[str, Any]:
   test_x = torch.from_numpy(ds["test_images"][te][:, None].copy())
   test_y = torch.from_numpy(ds["test_labels"][te].astype(np.int64))
   torch.manual_seed(config.seed)
-  model = _torch_lenet()()
+  model = torch_lenet()()
   opt = torch.optim.SGD(model.parameters(), lr=config.learning_rate)
   sched = _torch_scheduler(schedule, opt, config.learning_rate)
   bs, eval_bs = config.batch_size, ex.EVAL_BATCH_FACTOR * config.batch_size
@@ -341,7 +320,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
   load = os.getloadavg() if hasattr(os, "getloadavg") else None
   report = {
       "quick": args.quick, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-      "machine": f"{platform.processor() or platform.machine()}, {_cpu_count()} CPU cores",
+      "machine": timing.machine(),
       "load_average_at_end": load,
       "device": f"{device.platform} ({device.device_kind}) x{jax.device_count()}",
       "jax": jax.__version__, "torch": torch_version, "torch_threads": torch_threads,
@@ -360,10 +339,6 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     with open(args.json, "w") as f:
       json.dump(report, f, indent=1)
   return report
-
-
-def _cpu_count() -> int:
-  return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 
 
 if __name__ == "__main__":

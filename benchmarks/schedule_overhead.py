@@ -48,7 +48,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import sys
 import warnings
 from collections.abc import Callable, Sequence
@@ -477,7 +476,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
   device = jax.devices()[0]
   report = {
       "quick": args.quick,
-      "machine": f"{platform.processor() or platform.machine()}, {_cpu_count()} CPU cores",
+      "machine": timing.machine(),
       "device": f"{device.platform} ({device.device_kind})",
       "jax": jax.__version__, "optax": optax.__version__,
       "lrjax": lrjax.__version__, "torch": torch_version,
@@ -506,11 +505,6 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     with open(args.json, "w") as f:
       json.dump(report, f, indent=1)
   return report
-
-
-def _cpu_count() -> int:
-  import os  # pylint: disable=import-outside-toplevel
-  return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 
 
 if __name__ == "__main__":

@@ -15,6 +15,8 @@ taken between variants of the same run.
 
 from __future__ import annotations
 
+import os
+import platform
 import statistics
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -79,3 +81,9 @@ def per_step_us(times: Sequence[float], *, per: int) -> dict[str, Any]:
   t = summary(times, per=per)
   return {"runs_us": [x * 1e6 for x in t["runs_s"]], "us_per_step": t["median_s"] * 1e6,
           "min_us_per_step": t["min_s"] * 1e6}
+
+
+def machine() -> str:
+  """The processor and the number of CPU cores this process may use."""
+  cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+  return f"{platform.processor() or platform.machine()}, {cores} CPU cores"

@@ -50,7 +50,6 @@ import argparse
 import json
 import os
 import pathlib
-import platform
 import statistics
 import sys
 import tempfile
@@ -62,6 +61,7 @@ import jax
 import numpy as np
 
 import timing
+from torch_lenet import torch_lenet
 
 EXAMPLE = pathlib.Path(__file__).resolve().parents[1] / "examples" / "fashion_mnist"
 BATCH = 128
@@ -199,28 +199,6 @@ class JaxRunner:
 # --- PyTorch ------------------------------------------------------------------
 
 
-def _torch_lenet():
-  import torch  # pylint: disable=import-outside-toplevel
-  from torch import nn  # pylint: disable=import-outside-toplevel
-  import torch.nn.functional as F  # pylint: disable=import-outside-toplevel
-
-  class LeNet(nn.Module):
-
-    def __init__(self):
-      super().__init__()
-      self.conv1 = nn.Conv2d(1, 6, 5, padding=2)
-      self.conv2 = nn.Conv2d(6, 16, 5)
-      self.fc1, self.fc2, self.fc3 = nn.Linear(400, 120), nn.Linear(120, 84), nn.Linear(84, 10)
-
-    def forward(self, x):
-      x = F.max_pool2d(F.relu(self.conv1(x)), 2)
-      x = F.max_pool2d(F.relu(self.conv2(x)), 2)
-      x = torch.flatten(x, 1)
-      return self.fc3(F.relu(self.fc2(F.relu(self.fc1(x)))))
-
-  return LeNet
-
-
 def _torch_scheduler(name: str, opt, lr: float):
   """The example's schedules as PyTorch schedulers, stepped once per epoch."""
   import torch  # pylint: disable=import-outside-toplevel
@@ -256,7 +234,7 @@ class TorchRunner:
     import torch  # pylint: disable=import-outside-toplevel
     torch.manual_seed(0)
     self.name = schedule
-    self.model = _torch_lenet()()
+    self.model = torch_lenet()()
     self.opt = torch.optim.SGD(self.model.parameters(), lr=lr)
     self.sched = _torch_scheduler(schedule, self.opt, lr)
     self.batches = [(torch.from_numpy(b["image"][:, None].copy()),
@@ -336,7 +314,7 @@ def _e2e_torch(ex, schedule: str, epochs: int, target: float) -> dict[str, Any]:
   test_x = torch.from_numpy(ds["test_images"][:, None].copy())
   test_y = torch.from_numpy(ds["test_labels"].astype(np.int64))
   torch.manual_seed(0)
-  model = _torch_lenet()()
+  model = torch_lenet()()
   opt = torch.optim.SGD(model.parameters(), lr=0.3)
   sched = _torch_scheduler(schedule, opt, 0.3)
   step = _torch_step_fn(model, opt)
@@ -473,7 +451,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
   device = jax.devices()[0]
   report = {
       "quick": args.quick,
-      "machine": f"{platform.processor() or platform.machine()}, {_cpu_count()} CPU cores",
+      "machine": timing.machine(),
       "device": f"{device.platform} ({device.device_kind}) x{jax.device_count()}",
       "jax": jax.__version__, "torch": torch_version, "torch_threads": torch_threads,
       "xla_flags": os.environ.get("XLA_FLAGS", ""),
@@ -490,10 +468,6 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     with open(args.json, "w") as f:
       json.dump(report, f, indent=1)
   return report
-
-
-def _cpu_count() -> int:
-  return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 
 
 if __name__ == "__main__":

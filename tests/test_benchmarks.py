@@ -16,6 +16,7 @@ import time
 
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 BENCHMARKS = pathlib.Path(__file__).resolve().parents[1] / "benchmarks"
 sys.path.insert(0, str(BENCHMARKS))  # where a script finds `timing`, as when run
@@ -187,7 +188,7 @@ def test_sweep_throughput_quick(tmp_path, capsys):
 
 
 def test_every_benchmark_script_has_its_smoke_test():
-  scripts = {p.stem for p in BENCHMARKS.glob("*.py")} - {"timing"}
+  scripts = {p.stem for p in BENCHMARKS.glob("*.py")} - {"timing", "torch_lenet"}
   assert scripts == set(SCRIPTS)
   for name in SCRIPTS:
     assert f"test_{name}_quick" in globals(), name
@@ -214,3 +215,17 @@ def test_timing_helper():
   assert (got["median_s"], got["min_s"], got["runs_s"]) == (1.5, 0.5, [1.5, 0.5, 1.0, 5.0, 2.0])
   fn, seconds = timing.compiled(lambda x: x * 2.0, jnp.arange(3.0))
   assert seconds > 0 and list(map(float, fn(jnp.arange(3.0)))) == [0.0, 2.0, 4.0]
+  us = timing.per_step_us([3.0, 1.0, 2.0, 10.0, 4.0], per=2)
+  assert (us["us_per_step"], us["min_us_per_step"]) == (1.5e6, 0.5e6)
+  assert us["runs_us"] == [1.5e6, 0.5e6, 1.0e6, 5.0e6, 2.0e6]
+  assert re.fullmatch(r".+, [1-9][0-9]* CPU cores", timing.machine())
+
+
+def test_torch_lenet_is_the_articles_network():
+  torch = pytest.importorskip("torch")
+  from torch_lenet import torch_lenet  # pylint: disable=import-outside-toplevel
+  model = torch_lenet()()
+  # conv 1->6 (5x5), conv 6->16 (5x5), 400->120->84->10, with biases.
+  want = (6 * 25 + 6) + (16 * 6 * 25 + 16) + (400 * 120 + 120) + (120 * 84 + 84) + (84 * 10 + 10)
+  assert sum(p.numel() for p in model.parameters()) == want
+  assert tuple(model(torch.zeros(2, 1, 28, 28)).shape) == (2, 10)
