@@ -20,7 +20,13 @@ command, ``none,sqrt,multistep,cosine,plateau``):
   ``ReduceLROnPlateau`` on the test accuracy with the example's settings).
 
 The two alternate (lrjax first for the first schedule, PyTorch first for the
-next, ...) so that machine noise hits them alike. An epoch's time is the wall
+next, ...) so that machine noise hits them alike. Then, with several
+schedules and ``--jobs`` above 1 (``auto``: as ``sweep.resolve_jobs``, 2 on
+a CPU), the example's main command itself: ``sweep.compare`` of all the
+schedules, ``--jobs`` runs at a time, its wall time against the PyTorch runs
+one after another (their whole runs above, summed), and whether its final
+accuracies equal those of the runs one at a time (they should: the same
+programs on the same batches). An epoch's time is the wall
 time between the end of one epoch and the end of the next (for lrjax: each
 checkpoint's ``save`` returning, so the test pass, the metrics files and the
 checkpoint are in it); the first epoch, which includes start-up and
@@ -33,7 +39,7 @@ prints lrjax's rows.
 
 Usage::
 
-  python benchmarks/end_to_end.py                    # 5 schedules x 30 epochs (about 20 min on 2 cores)
+  python benchmarks/end_to_end.py                    # 5 schedules x 30 epochs (about 30 min on 2 cores)
   python benchmarks/end_to_end.py --epochs 3         # a look
   python benchmarks/end_to_end.py --schedules cosine --epochs 5 --json out.json
   python benchmarks/end_to_end.py --quick --data-dir DIR   # a smoke test, not a measurement
@@ -76,8 +82,9 @@ def _import_example():
                      "this benchmark runs the Fashion-MNIST example")
   if str(EXAMPLE) not in sys.path:
     sys.path.insert(0, str(EXAMPLE))
+  import sweep  # pylint: disable=import-outside-toplevel
   import train  # pylint: disable=import-outside-toplevel
-  return train
+  return train, sweep
 
 
 # --- lrjax ----------------------------------------------------------------------
@@ -115,6 +122,19 @@ def run_jax(ex, config, workdir: pathlib.Path, transforms: dict) -> dict[str, An
   marks = [t0] + clock.ends
   return {"epoch_s": [b - a for a, b in zip(marks, marks[1:])], "total_s": total,
           "test_acc": [r["test_acc"] for r in history]}
+
+
+def run_compare(sweep, config, names: Sequence[str], workdir: pathlib.Path,
+                jobs: int) -> dict[str, Any]:
+  """`sweep.compare` of `names`, `jobs` runs at a time: its wall time and each
+  run's test accuracies."""
+  with contextlib.redirect_stdout(sys.stderr):
+    t0 = time.perf_counter()
+    sweep.compare(config, {s: s for s in names}, workdir, jobs=jobs)
+    total = time.perf_counter() - t0
+  accs = {s: [r["test_acc"] for r in json.loads((workdir / s / "metrics.json").read_text())["history"]]
+          for s in names}
+  return {"total_s": total, "test_acc": accs, "jobs": jobs}
 
 
 # --- PyTorch ----------------------------------------------------------------------
@@ -257,6 +277,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
   parser.add_argument("--no-torch", action="store_true", help="skip PyTorch")
   parser.add_argument("--torch-threads", type=int, metavar="N",
                       help="torch.set_num_threads(N) (default: PyTorch's own choice)")
+  parser.add_argument("--jobs", default="auto", metavar="N|auto",
+                      help="runs at a time of the final --compare row; 1 skips it "
+                           "(default: %(default)s)")
   parser.add_argument("--json", metavar="PATH", help="also write the results here")
   parser.add_argument("--quick", action="store_true",
                       help="2 epochs of 512 + 256 images under cosine and plateau: a smoke "
@@ -271,7 +294,11 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     if s not in TORCH_SCHEDULES:
       parser.error(f"--schedules: each must be one of {', '.join(TORCH_SCHEDULES)}, got {s!r}")
 
-  ex = _import_example()
+  ex, sweep = _import_example()
+  try:
+    jobs = sweep.resolve_jobs(args.jobs if args.jobs == "auto" else int(args.jobs))
+  except ValueError:
+    parser.error(f"--jobs must be 'auto' or an integer >= 1, got {args.jobs!r}")
   torch_version, torch_threads, torch_missing = None, None, None
   if not args.no_torch:
     try:
@@ -303,6 +330,11 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         elif torch_version:
           print(f"== {TORCH_ROW}, {s} ==", file=sys.stderr, flush=True)
           torch_runs[s] = run_torch(ex, config, s)
+    together = None
+    if len(names) > 1 and jobs > 1:
+      print(f"== {JAX_ROW}, --compare {','.join(names)}, {jobs} at a time ==", file=sys.stderr,
+            flush=True)
+      together = run_compare(sweep, base, names, pathlib.Path(tmp) / "compare", jobs)
 
   rows = []
   for s in names:
@@ -315,6 +347,14 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     rows.append(_row(JAX_ROW, "all, one after another", jt, tt))
     if tt is not None:
       rows.append(_row(TORCH_ROW, "all, one after another", tt, None))
+  if together is not None:
+    rows.append({
+        "implementation": JAX_ROW, "schedule": f"all, --compare {jobs} at a time",
+        "epochs": len(names) * args.epochs, "first_epoch_s": None, "median_epoch_s": None,
+        "total_s": together["total_s"], "final_test_acc": None, "epoch_s": None,
+        "test_acc": together["test_acc"], "epoch_x_torch": None,
+        "wall_div_torch": together["total_s"] / tt["total_s"] if tt else None,
+        "same_accuracies": all(together["test_acc"][s] == jax_runs[s]["test_acc"] for s in names)})
 
   device = jax.devices()[0]
   load = os.getloadavg() if hasattr(os, "getloadavg") else None
@@ -335,6 +375,11 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
            else f"PyTorch not installed ({torch_missing}): lrjax's rows only")
         + f"; {report['date']}, load average {', '.join(f'{x:.2f}' for x in load or ())}.\n")
   print(table(rows))
+  if together is not None:
+    same = rows[-1]["same_accuracies"]
+    print(f"\n--compare, {jobs} runs at a time: every run's test accuracies "
+          + ("equal those of its run above, epoch by epoch." if same else
+             "DIFFER from those of its run above."))
   if args.json:
     with open(args.json, "w") as f:
       json.dump(report, f, indent=1)

@@ -1,20 +1,21 @@
-"""Throughput of the Fashion-MNIST sweep: K configurations in one program vs K runs.
+"""Throughput of the Fashion-MNIST sweep: K configurations at once vs K runs.
 
 Trains the example's LeNet (examples/fashion_mnist) under K ``cosine``
-schedules with different base rates, for N steps on synthetic batches (the
-speed does not depend on the pixels), three ways:
+schedules with different base rates, one chunk of N steps (as the example's
+epoch runs them: `train.train_steps`, a ``lax.scan`` over batch rows of the
+split on the device) on synthetic data (the speed does not depend on the
+pixels), five ways:
 
-* ``sequential``: K separate runs, one after another, of train.py's jitted
-  ``train_step`` on configuration k's own slice of the stacked state: the
-  baseline;
-* ``unroll``: sweep.py's ``train_all``, the same ``train_step`` over the K
-  stacked configurations, K copies of it in one jit (the sweep's default on
-  CPU);
-* ``map``: the same as a loop over k (``jax.lax.map``) inside one jit;
-* ``vmap``: the same by ``jax.vmap`` (its default on GPU and TPU).
+* ``sequential``: K separate runs, one after another, of train.py's
+  compiled chunk on configuration k's own state: the baseline;
+* ``threads``: the same compiled chunk for all K at the same time, one
+  thread each (sweep.py's default on CPU);
+* ``unroll``, ``map``, ``vmap``: sweep.py's one program over the K stacked
+  states: K copies of the chunk, a loop over k (``jax.lax.map``), or the
+  chunk batched by ``jax.vmap`` (sweep.py's default on GPU and TPU).
 
-Each is called once per step from Python, as a training loop does. The table
-gives configuration-steps per second (K x steps / wall time) and the ratio to
+Every variant is sweep.py's own (`sweep.compile_programs`). The table gives
+configuration-steps per second (K x steps / wall time) and the ratio to
 ``sequential`` at the same K, measured in the same run; compile time is
 reported apart; each time is the median of several repeats after a warm-up
 call, with the variants interleaved so machine noise hits them alike (the
@@ -22,18 +23,19 @@ ratio of the fastest repeats, the least disturbed, is given too).
 
 Usage::
 
-  python benchmarks/sweep_throughput.py                 # K = 1 and 4, batch 128
-  python benchmarks/sweep_throughput.py --ks 1,4,8 --json out.json
+  python benchmarks/sweep_throughput.py                 # K = 1, 4 and 8, batch 128
+  python benchmarks/sweep_throughput.py --ks 4 --json out.json
   python benchmarks/sweep_throughput.py --quick         # a smoke test
 """
 
 from __future__ import annotations
 
 import argparse
-import functools
+import concurrent.futures
 import json
 import pathlib
 import sys
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -45,54 +47,56 @@ import timing
 EXAMPLE = pathlib.Path(__file__).resolve().parents[1] / "examples" / "fashion_mnist"
 sys.path.insert(0, str(EXAMPLE))
 
+import input_pipeline  # noqa: E402  pylint: disable=wrong-import-position
 import sweep  # noqa: E402  pylint: disable=wrong-import-position
 import train  # noqa: E402  pylint: disable=wrong-import-position
 
-VARIANTS = ("sequential", "unroll", "map", "vmap")
+VARIANTS = ("sequential", "threads", "unroll", "map", "vmap")
 RATES = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)  # the first K are used
 
 
-def _batches(batch_size: int, count: int) -> list[dict[str, jax.Array]]:
-  """`count` distinct synthetic batches, already on the device."""
+def _data(config: train.Config, size: int, replicated) -> train.OnDevice:
+  """A synthetic split of `size` images on the devices, as the example holds it."""
   rng = np.random.default_rng(0)
-  return [jax.device_put({
-      "image": rng.integers(0, 256, (batch_size, 28, 28), dtype=np.uint8),
-      "label": rng.integers(0, 10, batch_size).astype(np.int32),
-      "weight": np.ones(batch_size, np.float32),
-  }) for _ in range(count)]
+  ds = {f"{split}_{what}": arr for split in ("train", "test") for what, arr in (
+      ("images", rng.integers(0, 256, (size, 28, 28), dtype=np.uint8)),
+      ("labels", rng.integers(0, 10, size).astype(np.int32)))}
+  return train.put_on_device(config, ds, replicated)
 
 
-def _variants(k: int, batches: list[Any]) -> dict[str, tuple[Any, float]]:
-  """variant -> (a function running N steps on `batches`, compile seconds)."""
-  config = train.Config(schedule="cosine", batch_size=len(batches[0]["label"]))
+def _variants(k: int, batch_size: int, steps: int, pool) -> dict[str, tuple[Any, float]]:
+  """variant -> (a function running one chunk of `steps` steps for all K, compile seconds)."""
+  config = train.Config(schedule="cosine", batch_size=batch_size)
   stacked = sweep.stack_plans(sweep.lr_sweep(config, RATES[:k]))
   graphdef, state = sweep.init_state(config, stacked.plans)
+  mesh, _, replicated = input_pipeline.make_mesh()
+  state = jax.device_put(state, replicated)
+  data = _data(config, max(steps * batch_size, 4 * batch_size), replicated)
+  idx, weight = train.epoch_batches(config, 0, len(data.train["label"]))
+  xs = input_pipeline.to_device({"idx": idx[:steps], "weight": weight[:steps]}, replicated)
   out = {}
-
-  def loop(fn, state):
-    def run():
-      s = state
-      for b in batches:
-        s, m = fn(s, b)
-      return s, m
-    return run
-
-  # sequential: train.py's step on configuration k's own slice of the stacked state
+  # sequential: train.py's chunk on configuration k's own state, one after another
   pieces = [jax.tree.map(lambda x, i=i: x[i], state) for i in range(k)]
-  step, compile_s = timing.compiled(functools.partial(train.train_step, graphdef),
-                                    pieces[0], batches[0])
-  runs = [loop(step, p) for p in pieces]
-  out["sequential"] = (lambda: [r() for r in runs], compile_s)
+  t0 = time.perf_counter()
+  chunk = train.jitted_steps(mesh).train_chunk.lower(
+      graphdef, pieces[0], data.train["image"], data.train["label"], xs["idx"], xs["weight"]).compile()
+  compile_s = time.perf_counter() - t0
+  run_one = lambda p: jax.block_until_ready(
+      chunk(p, data.train["image"], data.train["label"], xs["idx"], xs["weight"]))
+  out["sequential"] = (lambda: [run_one(p) for p in pieces], compile_s)
   for mode in VARIANTS[1:]:
-    step, compile_s = timing.compiled(functools.partial(sweep.train_all, graphdef, mode),
-                                      state, batches[0])
-    out[mode] = (loop(step, state), compile_s)
+    t0 = time.perf_counter()
+    programs = sweep.compile_programs(mode, graphdef, state, data, xs["idx"], xs["weight"],
+                                      False, mesh, pool)
+    compile_s = time.perf_counter() - t0
+    out[mode] = (lambda p=programs: p.train(p.state, xs["idx"], xs["weight"]), compile_s)
   return out
 
 
 def _time(k: int, batch_size: int, steps: int, repeats: int) -> dict[str, Any]:
-  variants = _variants(k, _batches(batch_size, steps))
-  times = timing.interleaved({name: run for name, (run, _) in variants.items()}, repeats=repeats)
+  with concurrent.futures.ThreadPoolExecutor(k) as pool:
+    variants = _variants(k, batch_size, steps, pool)
+    times = timing.interleaved({name: run for name, (run, _) in variants.items()}, repeats=repeats)
   out = {}
   for name in VARIANTS:
     t = timing.summary(times[name])
@@ -122,9 +126,10 @@ def _table(results: dict[int, dict[str, Any]]) -> str:
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
   """Runs the benchmark, prints the table and returns the results."""
   parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-  parser.add_argument("--ks", default="1,4", help="numbers of configurations (default: %(default)s)")
+  parser.add_argument("--ks", default="1,4,8", help="numbers of configurations (default: %(default)s)")
   parser.add_argument("--batch-size", type=int, default=128)
-  parser.add_argument("--steps", type=int, default=30, help="steps per timed run")
+  parser.add_argument("--steps", type=int, default=67,
+                      help="steps per timed chunk, as the example's epoch (default: %(default)s)")
   parser.add_argument("--repeats", type=int, default=5)
   parser.add_argument("--json", metavar="PATH", help="also write the results here")
   parser.add_argument("--quick", action="store_true",
@@ -136,12 +141,17 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.error(f"--ks: expected integers separated by commas, got {args.ks!r}")
   if not 1 <= min(ks) <= max(ks) <= len(RATES):
     parser.error(f"--ks: each K must be in 1..{len(RATES)}")
+  for flag, value in (("--batch-size", args.batch_size), ("--steps", args.steps),
+                      ("--repeats", args.repeats)):
+    if value < 1:
+      parser.error(f"{flag} must be an integer >= 1, got {value}")
   batch_size, steps, repeats = (8, 3, 2) if args.quick else (args.batch_size, args.steps, args.repeats)
 
   results = {k: _time(k, batch_size, steps, repeats) for k in ks}
   device = jax.devices()[0]
+  print(timing.machine())
   print(f"sweep throughput: {device.platform} ({device.device_kind}), jax {jax.__version__}; "
-        f"LeNet, batch {batch_size}, {steps} steps per run, median of {repeats} repeats; "
+        f"LeNet, batch {batch_size}, chunks of {steps} steps, median of {repeats} repeats; "
         f"auto mode here: {sweep.resolve_mode('auto')}\n")
   print(_table(results))
   report = {

@@ -24,7 +24,7 @@ sys.path.insert(0, str(BENCHMARKS))  # where a script finds `timing`, as when ru
 import timing  # noqa: E402  pylint: disable=wrong-import-position
 
 SCRIPTS = ("schedule_overhead", "plateau_overhead", "sweep_throughput", "train_throughput",
-           "end_to_end")
+           "end_to_end", "step_profile")
 
 
 def _load(name):
@@ -125,7 +125,7 @@ def test_train_throughput_quick(tmp_path, capsys):
 
 def test_end_to_end_quick(tmp_path, capsys):
   bench = _load("end_to_end")
-  ex = bench._import_example()  # pylint: disable=protected-access
+  ex, _ = bench._import_example()  # pylint: disable=protected-access
   rng = np.random.default_rng(0)  # a small generated dataset cached as the real one is
   arrays = {"train_images": rng.integers(0, 256, (512, 28, 28), dtype=np.uint8),
             "train_labels": rng.integers(0, 10, 512).astype(np.uint8),
@@ -144,7 +144,17 @@ def test_end_to_end_quick(tmp_path, capsys):
   assert ("PyTorch not installed" in out) == (not with_torch)
   impls = [bench.JAX_ROW, bench.TORCH_ROW] if with_torch else [bench.JAX_ROW]
   expected = [(i, s) for s in ("cosine", "plateau", "all, one after another") for i in impls]
-  assert [(r[0], r[1]) for r in rows] == expected
+  # Then the main command itself: --compare, two runs at a time (auto, on a CPU).
+  together = (bench.JAX_ROW, "all, --compare 2 at a time")
+  assert [(r[0], r[1]) for r in rows] == expected + [together]
+  *rows, last = rows
+  *saved_rows, saved_last = saved["rows"]
+  assert last[2] == "4" and _number(last[5]) > 0 and last[3] == last[4] == last[6] == "—"
+  assert (last[8] != "—") == with_torch and (not with_torch or _number(last[8]) > 0)
+  # The same programs on the same batches: each run's accuracies equal its run alone.
+  assert saved_last["same_accuracies"] is True
+  assert saved_last["test_acc"] == {r["schedule"]: r["test_acc"] for r in saved_rows[:-1 - with_torch]
+                                    if r["implementation"] == bench.JAX_ROW}
   for row in rows:
     assert len(row) == len(head), row
     assert row[2] == ("3" if row[1].startswith("all") else "2"), row
@@ -153,7 +163,7 @@ def test_end_to_end_quick(tmp_path, capsys):
       assert 0 <= _number(row[6]) <= 1, row
     if row[0] == bench.JAX_ROW and with_torch:
       assert _number(row[7]) > 0 and _number(row[8]) > 0, row
-  for r in saved["rows"]:
+  for r in saved_rows:
     assert all(_positive_finite(t) for t in r["epoch_s"]) and _positive_finite(r["total_s"]), r
 
 
@@ -177,7 +187,8 @@ def test_sweep_throughput_quick(tmp_path, capsys):
   report = bench.main(["--quick", "--json", str(tmp_path / "out.json")])
   head, rows = _table(capsys.readouterr().out)
   assert head[:3] == ["K", "variant", "configuration-steps/s"]
-  assert [r[1] for r in rows] == list(bench.VARIANTS) == ["sequential", "unroll", "map", "vmap"]
+  assert [r[1] for r in rows] == list(bench.VARIANTS) == ["sequential", "threads", "unroll", "map",
+                                                          "vmap"]
   for row in rows:
     assert all(_number(c) > 0 for c in row[2:]), row
   assert json.loads((tmp_path / "out.json").read_text()) == json.loads(json.dumps(report))
@@ -185,6 +196,64 @@ def test_sweep_throughput_quick(tmp_path, capsys):
   assert results["sequential"]["ratio"] == 1.0
   for r in results.values():
     assert _positive_finite(r["config_steps_per_s"]) and _positive_finite(r["ratio"])
+
+
+def test_step_profile_quick(tmp_path, capsys):
+  bench = _load("step_profile")
+  path = tmp_path / "out.json"
+  report = bench.main(["--quick", "--top", "1000", "--json", str(path)])
+  out = capsys.readouterr().out
+  head, rows = _table(out, 0)
+  assert head == ["ms/step", "fastest ms/step", "images/s", "compile (s)", "MFLOP/step", "GFLOP/s"]
+  assert len(rows) == 1 and all(_number(c) > 0 for c in rows[0]), rows
+  head, rows = _table(out, 1)
+  assert head[:3] == ["phase", "ms/step", "share of step"]
+  assert [(r[0], r[4]) for r in rows] == [("forward", "forward"), ("backward", "forward+backward"),
+                                          ("optimizer + rest", "train step")]
+  saved = json.loads(path.read_text())
+  assert saved == json.loads(json.dumps(report))
+  assert (saved["steps"], saved["batch"]) == (3, 8)
+  phases = saved["phases"]
+  assert list(phases) == list(bench.PHASES) == ["forward", "forward+backward", "train step"]
+  for name, p in phases.items():
+    assert _positive_finite(p["ms_per_step"]) and _positive_finite(p["compile_s"]), name
+    assert len(p["runs_ms"]) == 2 and all(_positive_finite(t) for t in p["runs_ms"]), name
+  assert _positive_finite(saved["step"]["gflops_per_s"])
+  assert all(_positive_finite(g) for g in saved["copy_gb_per_s"].values())
+
+  # FLOPs against the network's matrix products at batch 8 (2 x the multiply-adds):
+  # conv1 6 x 25 x (28*28*8), conv2 16 x 150 x (10*10*8), the dense layers 400-120-84-10.
+  b = 8
+  dense = b * (400 * 120 + 120 * 84 + 84 * 10)
+  forward = 2 * (6 * 25 * 28 * 28 * b + 16 * 150 * 10 * 10 * b + dense)
+  # backward: both convolutions' weight gradients, conv2's patch gradient (conv1's input
+  # needs none), the dense layers' weight and input gradients (not the first's input).
+  backward = 2 * (6 * 25 * 28 * 28 * b + 2 * 16 * 150 * 10 * 10 * b + dense
+                  + b * (120 * 400 + 84 * 120 + 10 * 84))
+  assert 1.0 <= phases["forward"]["flops_per_step"] / forward < 1.1, phases["forward"]
+  fb = phases["forward+backward"]["flops_per_step"]
+  assert 1.0 <= fb / (forward + backward) < 1.1, fb
+  step = saved["step"]["flops_per_step"]
+  assert fb <= step < 1.05 * fb and phases["train step"]["flops_per_step"] == pytest.approx(step, rel=0.01)
+
+  per_op = saved["per_op"]
+  if importlib.util.find_spec("xprof") is None:  # CI installs no bench extra
+    assert "xprof" in per_op["skipped"] and "Per-op profile skipped" in out, per_op
+    return
+  assert "skipped" not in per_op, per_op
+  head, rows = _table(out, 2)
+  assert head[:3] == ["op", "ms/step", "% of op time"] and len(rows) == len(per_op["ops"]) > 0
+  ops = per_op["ops"]
+  assert len(ops) == per_op["op_count"] > 20
+  assert all(_positive_finite(r["ms_per_step"]) for r in ops)
+  assert sum(r["ms_per_step"] for r in ops) == pytest.approx(per_op["all_ops_ms"], rel=1e-6)
+  by_shape = {(r["shape"], r["pass"]): r for r in ops}
+  conv1 = by_shape[("f32[6,6272]", "fwd")]  # conv1's product: 6 channels x 28*28*8 positions
+  assert conv1["jax_op"] == "dot_general" and _positive_finite(conv1["gflops_per_s"]), conv1
+  assert ("f32[25,6]", "bwd") in by_shape  # conv1's weight gradient (5*5*1 x 6)
+  assert ("f32[150,16]", "bwd") in by_shape  # conv2's (5*5*6 x 16)
+  busy = [t["busy"] for t in per_op["threads"].values()]
+  assert all(0 <= x <= 1 for x in busy) and max(busy) > 0, per_op["threads"]
 
 
 def test_every_benchmark_script_has_its_smoke_test():

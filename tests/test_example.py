@@ -19,6 +19,7 @@ import pathlib
 import re
 import subprocess
 import sys
+import time
 
 import jax
 import numpy as np
@@ -291,6 +292,53 @@ def test_compare_traces_once_per_structure_and_equals_separate_runs(tmp_path, ca
     assert _events(tmp_path / "compare" / name)["test/accuracy"]
 
 
+def test_compare_two_runs_at_a_time_equals_one_at_a_time(tmp_path, capsys, monkeypatch):
+  monkeypatch.setattr(reporting, "plot", lambda *a: None)
+  data_dir = _generated_data(tmp_path / "data", n_train=128, n_test=64)
+  config = train.Config(epochs=2, batch_size=32, data_dir=data_dir)
+  # Three kinds (the plateau run chained to its transform); the third waits for a free job.
+  named = {"none": "none", "cos": {"type": "cosine_decay", "peak_value": 0.2, "decay_steps": 8},
+           "plateau": "plateau"}
+  sweep.compare(config, named, tmp_path / "one", jobs=1)
+  capsys.readouterr()
+  rows = sweep.compare(config, named, tmp_path / "two", jobs=2)
+  out = capsys.readouterr().out
+  assert [r["schedule"] for r in rows] == list(named)
+  assert "3 runs, 2 at a time:" in out
+  strip = lambda h: [{k: v for k, v in r.items() if k != "time"} for r in h]
+  for name in named:
+    one, two = (json.loads((tmp_path / d / name / "metrics.json").read_text())["history"]
+                for d in ("one", "two"))
+    assert strip(two) == strip(one)  # the same programs on the same batches: bit for bit
+    assert len(re.findall(rf"^\[{name}\] Epoch \d+, Train Loss", out, re.M)) == 2
+    assert sorted(p.name for p in (tmp_path / "two" / name / "checkpoints").iterdir()) == ["1", "2"]
+
+
+def test_a_failed_run_stops_the_others_after_their_epoch_and_they_resume(tmp_path, monkeypatch,
+                                                                         capsys):
+  monkeypatch.setattr(reporting, "plot", lambda *a: None)
+  data_dir = _generated_data(tmp_path / "data", n_train=128, n_test=64)
+  config = train.Config(schedule="none", epochs=3, batch_size=32, data_dir=data_dir)
+  real = train.train_and_evaluate
+
+  def failing(c, workdir, **kw):
+    if c.schedule == "multistep":
+      raise RuntimeError("run failed")
+    time.sleep(0.5)  # the other run has failed before this one's first epoch ends
+    return real(c, workdir, **kw)
+
+  monkeypatch.setattr(train, "train_and_evaluate", failing)
+  with pytest.raises(RuntimeError, match="run failed"):
+    sweep.compare(config, {"none": "none", "multistep": "multistep"}, tmp_path / "cmp", jobs=2)
+  assert "[none] Stopped after epoch 1; --resume continues" in capsys.readouterr().out
+  run = tmp_path / "cmp" / "none"
+  assert len(json.loads((run / "metrics.json").read_text())["history"]) == 1
+  resumed = real(dataclasses.replace(config, resume=True), run)
+  whole = real(config, tmp_path / "whole")
+  strip = lambda h: [{k: v for k, v in r.items() if k != "time"} for r in h]
+  assert strip(resumed.history) == strip(whole.history) and len(whole.history) == 3
+
+
 # --- training on the real data ----------------------------------------------------------
 
 # A few thousand real images for two epochs; one-cycle over the run, batch 32.
@@ -399,6 +447,11 @@ def test_interrupted_then_resumed_run_equals_uninterrupted(tmp_path, monkeypatch
     (["--schedule", "one-cycle-momentum", "--momentum", "0.9"],
      "schedule 'one-cycle-momentum' sets its own momentum"),
     (["--conv-impl", "cuda"], "invalid choice: 'cuda'"),
+    (["--compare", "none,sqrt", "--jobs", "0"], "--jobs must be 'auto' or an integer >= 1, got 0"),
+    (["--compare", "none,sqrt", "--jobs", "two"], "--jobs must be 'auto' or an integer >= 1, got 'two'"),
+    (["--jobs", "2"], "--jobs applies to --compare only"),
+    (["--compare", "none", "--jobs", "2", "--distributed"],
+     "--jobs: the runs of a multi-process --compare go one at a time"),
     (["--schedule", '{"type": "nope"}'], "unknown schedule 'nope'"),
     (["--schedule", "@/nonexistent/s.json"], "cannot read schedule file"),
 ])

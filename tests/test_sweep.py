@@ -56,24 +56,30 @@ def one_cycle_runs(tmp_path_factory):
   return configs, runs
 
 
-@pytest.mark.parametrize("mode", ["unroll", "map", "vmap"])
+@pytest.mark.parametrize("mode", ["threads", "unroll", "map", "vmap"])
 def test_each_configuration_equals_its_separate_run(mode, one_cycle_runs, tmp_path):
   configs, runs = one_cycle_runs
   sweep.TRACES.clear()
   train.TRACES.clear()
   result = sweep.sweep(configs, tmp_path, mode=mode)
-  assert sweep.TRACES == {"train_all": 1, "eval_all": 1}  # one compile for all K
-  # train.py's own steps, traced once (vmap, map) or once per configuration (unroll).
+  # One compile for all K: train.py's own chunk (threads), or one program over
+  # the K states whose steps are train.py's, traced once (vmap, map) or once
+  # per configuration (unroll).
+  assert sweep.TRACES == ({} if mode == "threads" else {"train_all": 1, "eval_all": 1})
   per_k = 3 if mode == "unroll" else 1
   assert train.TRACES == {"train_step": per_k, "eval_step": per_k}
 
   assert list(result.histories) == ["one-cycle lr=0.05", "one-cycle lr=0.1", "one-cycle lr=0.2"]
   for k, (history, alone) in enumerate(zip(result.histories.values(), runs)):
-    _assert_same_state(_config(k, result.state), alone.state, rtol=1e-5, atol=1e-5)
+    if mode == "threads":  # the separate run's own program: bit for bit
+      _assert_same_state(_config(k, result.state), alone.state, rtol=0, atol=0)
+    else:
+      _assert_same_state(_config(k, result.state), alone.state, rtol=1e-5, atol=1e-5)
     for got, want in zip(_strip(history), _strip(alone.history), strict=True):
       assert got.keys() == want.keys()
       np.testing.assert_allclose([got[c] for c in reporting.COLUMNS if c != "time"],
-                                 [want[c] for c in reporting.COLUMNS if c != "time"], rtol=1e-5)
+                                 [want[c] for c in reporting.COLUMNS if c != "time"],
+                                 rtol=0 if mode == "threads" else 1e-5)
   # The configurations did train differently (so the comparison means something).
   w = [np.asarray(r.state[0]["fc3"]["kernel"][...]) for r in runs]
   assert np.abs(w[0] - w[2]).max() > 1e-3
@@ -86,7 +92,8 @@ def test_each_configuration_equals_its_separate_run(mode, one_cycle_runs, tmp_pa
   assert (tmp_path / "sweep.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_plateau_sweep_keeps_counters_per_configuration(monkeypatch, tmp_path):
+@pytest.mark.parametrize("mode", ["threads", "vmap"])
+def test_plateau_sweep_keeps_counters_per_configuration(mode, monkeypatch, tmp_path):
   # An improvement of 1.0 in accuracy never happens: every observation after
   # the first is bad. Patience 0 (lr 0.05) reduces after epochs 2 and 3,
   # patience 1 (lr 0.2) after epoch 3 only; the rates of epoch 3 show it.
@@ -97,8 +104,9 @@ def test_plateau_sweep_keeps_counters_per_configuration(monkeypatch, tmp_path):
   tiny = TINY | dict(train_subset=128)  # 4 steps an epoch
   configs = sweep.lr_sweep(train.Config(schedule="plateau", epochs=3, **tiny), [0.05, 0.2])
   sweep.TRACES.clear()
-  result = sweep.sweep(configs, tmp_path / "sweep", mode="vmap")
-  assert sweep.TRACES == {"train_all": 1, "eval_all": 1, "observe_all": 1}
+  result = sweep.sweep(configs, tmp_path / "sweep", mode=mode)
+  assert sweep.TRACES == ({} if mode == "threads" else
+                          {"train_all": 1, "eval_all": 1, "observe_all": 1})
   lrs = [[r["lr"] for r in h] for h in result.histories.values()]
   np.testing.assert_allclose(lrs, [[0.05, 0.05, 0.025], [0.2, 0.2, 0.2]], rtol=1e-7)
   # The one reduced twice, alone: its plateau statistics (scale 0.25) included.
@@ -111,7 +119,7 @@ def test_sweep_of_lrjax_dicts_from_the_command_line(tmp_path, capsys):
   main.main(["--sweep", json.dumps(dicts), "--epochs", "1", "--batch-size", "32",
              "--train-subset", "128", "--test-subset", "64", "--workdir", str(tmp_path)])
   out = capsys.readouterr().out
-  assert "Sweep of 2 configurations by map on" in out  # auto, on the CPU
+  assert "Sweep of 2 configurations by threads on" in out  # auto, on the CPU
   saved = json.loads((tmp_path / "sweep.json").read_text())
   assert list(saved["histories"]) == ["value=0.02", "value=0.1"]
   for v, history in zip((0.02, 0.1), saved["histories"].values()):

@@ -19,13 +19,13 @@ Where tfds gets the four ``.gz`` files from:
 * otherwise the internet, as tfds always does.
 
 `batches` cuts full-size batches in an order that `epoch_order` draws from
-``(seed, epoch)`` alone (so a resumed run sees the same batches), and
-`prefetch` puts them on the devices, sharded on the batch axis, ahead of use.
+``(seed, epoch)`` alone (so a resumed run sees the same batches);
+`batch_indices` gives their rows, for an epoch that gathers its batches on
+the devices, and `to_device` puts arrays there, sharded on their first axis.
 """
 
 from __future__ import annotations
 
-import collections
 import fcntl
 import hashlib
 import os
@@ -34,7 +34,7 @@ import shutil
 import socket
 import struct
 import urllib.parse
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 
 import jax
 import numpy as np
@@ -303,17 +303,6 @@ def to_device(batch: dict[str, np.ndarray], sharding: NamedSharding) -> dict[str
     return jax.make_array_from_process_local_data(sharding, x[lo:hi], x.shape)
 
   return {key: put(x) for key, x in batch.items()}
-
-
-def prefetch(it: Iterable[dict[str, np.ndarray]], sharding: NamedSharding, size: int = 2):
-  """Puts `size` batches on device ahead of the one being consumed."""
-  queue: collections.deque = collections.deque()
-  for batch in it:
-    queue.append(to_device(batch, sharding))
-    if len(queue) > size:
-      yield queue.popleft()
-  while queue:
-    yield queue.popleft()
 
 
 def make_mesh() -> tuple[jax.sharding.Mesh, NamedSharding, NamedSharding]:

@@ -88,8 +88,11 @@ def main(argv: list[str] | None = None) -> None:
   what.add_argument("--find-lr", action="store_true",
                     help="run the learning-rate range test (SGD, 1e-5 to 10) instead of training")
   parser.add_argument("--sweep-mode", choices=sweep.MODES, default="auto",
-                      help="how a sweep runs its K configurations; auto: map on CPU, "
+                      help="how a sweep runs its K configurations; auto: threads on CPU, "
                            "vmap elsewhere (default: %(default)s)")
+  parser.add_argument("--jobs", default="auto", metavar="N|auto",
+                      help="runs of --compare trained at once; auto: 2 on a CPU in one "
+                           "process, else 1 (default: %(default)s)")
   parser.add_argument("--find-lr-steps", type=int, default=200, metavar="N",
                       help="batches of the range test (default: %(default)s)")
   parser.add_argument("--epochs", type=int, default=ref.epochs, help="(default: %(default)s)")
@@ -117,6 +120,17 @@ def main(argv: list[str] | None = None) -> None:
   if one_program and (args.resume or args.distributed):
     parser.error("--resume and --distributed apply to single runs and --compare, "
                  "not to --sweep, --sweep-lr or --find-lr")
+  if args.jobs != "auto":
+    try:
+      args.jobs = int(args.jobs)
+    except ValueError:
+      parser.error(f"--jobs must be 'auto' or an integer >= 1, got {args.jobs!r}")
+    if args.jobs < 1:
+      parser.error(f"--jobs must be 'auto' or an integer >= 1, got {args.jobs}")
+    if not args.compare:
+      parser.error("--jobs applies to --compare only")
+    if args.jobs > 1 and args.distributed:
+      parser.error("--jobs: the runs of a multi-process --compare go one at a time")
   if args.find_lr_steps < 2:
     parser.error(f"--find-lr-steps must be an integer >= 2, got {args.find_lr_steps}")
 
@@ -153,7 +167,7 @@ def main(argv: list[str] | None = None) -> None:
       elif configs:
         sweep.sweep(configs, args.workdir, mode=args.sweep_mode)
       elif args.compare:
-        sweep.compare(config, named, args.workdir)
+        sweep.compare(config, named, args.workdir, jobs=args.jobs)
       else:
         train.train_and_evaluate(config, args.workdir)
     except (input_pipeline.DataError, train.ResumeError) as e:

@@ -1,29 +1,35 @@
-"""Several schedules: compared one run after another, or swept in one program.
+"""Several schedules: compared run by run, or swept as one.
 
-`compare(config, named, workdir)` runs each schedule in turn with
-`train.train_and_evaluate`, the runs whose schedules share a structure
-sharing one optimizer transform and so one trace, and writes one table.
+`compare(config, named, workdir, jobs)` runs each schedule with
+`train.train_and_evaluate`, `jobs` runs at a time (in threads; each run its
+own compiled programs and outputs), the runs whose schedules share a
+structure sharing one optimizer transform and so one trace, and writes one
+table.
 
-`sweep(configs, workdir)` trains K LeNets, one per configuration, on the same
-batches, with one compiled program for all K: train.py's own `train_step`
-run over K stacked (model, optimizer) states, the K schedules living in
-those states (`lrjax.inject_hyperparams`: one optimizer transform, each
-configuration's schedules swapped in by `lrjax.set_hyperparams`). The step
-runs over the K states one of three ways (`over_configs`): ``vmap``
-(`jax.vmap`, one batched step), ``unroll`` (K copies of the step in one
-program) or ``map`` (a loop over k, as `jax.lax.map`). ``auto`` picks
-``map`` on CPU and ``vmap`` elsewhere (see `resolve_mode` for the
-measurement behind it). The K models start from the same parameters (the
-config's seed), so they differ by their schedule alone.
+`sweep(configs, workdir, mode)` trains K LeNets, one per configuration, on
+the same batches of the same epochs, with train.py's own chunk of steps
+(`train.train_steps`) and one table for all K. The K schedules live in
+the optimizer states (`lrjax.inject_hyperparams`: one transform, each
+configuration's schedules swapped in by `lrjax.set_hyperparams`). The K
+configurations run one of four ways: ``threads`` (K states, the chunk
+compiled once and run for all K at the same time from a thread pool),
+``vmap`` (`jax.vmap` over K stacked states: one batched program), ``unroll``
+(K copies of the chunk in one program) or ``map`` (a loop over k inside one
+program, as `jax.lax.map`). ``auto`` picks ``threads`` on CPU and ``vmap``
+elsewhere (see `resolve_mode` for the measurement behind it). The K models
+start from the same parameters (the config's seed), so they differ by their
+schedule alone.
 """
 
 from __future__ import annotations
 
 import collections
+import concurrent.futures
 import dataclasses
 import functools
 import json
 import pathlib
+import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
@@ -33,6 +39,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from flax import nnx
+from jax.sharding import NamedSharding, PartitionSpec as P
 
 import input_pipeline
 import reporting
@@ -43,21 +50,23 @@ import train
 # traces (so compiles) its train and eval programs once for all K configurations.
 TRACES: collections.Counter[str] = collections.Counter()
 
-MODES = ("auto", "vmap", "unroll", "map")
+MODES = ("auto", "threads", "vmap", "unroll", "map")
 
 
 def resolve_mode(mode: str) -> str:
-  """The mode to run: ``auto`` is ``map`` on CPU and ``vmap`` elsewhere.
+  """The mode to run: ``auto`` is ``threads`` on CPU and ``vmap`` elsewhere.
 
   Measured on a 2-core CPU with the model the CPU runs (`LeNetPatches`,
-  batch 128, K = 4, benchmarks/sweep_throughput.py, two short runs on a
-  shared machine): ``map`` ran at 0.67-1.03x the speed of K sequential runs
-  (0.90-1.05x for the fastest repeats), ``unroll`` at 0.38-0.42x
-  (0.41-0.60x) and ``vmap`` at 0.33-0.46x: the patches model has no
-  convolution for XLA to batch, and K straight-line copies of its step, or
-  its step batched, move K times the patch matrices through the caches at
-  once, where a loop runs one configuration's step at a time. Elsewhere
-  ``vmap`` turns K small steps into one larger one.
+  batch 128, chunks of 67 steps, benchmarks/sweep_throughput.py; see the
+  example's README): one run keeps on average about 1.3 of the 2 cores in
+  an op (benchmarks/step_profile.py: the executor between its 153 ops, the
+  small ones on one core), so K programs run at the same time from K threads
+  fill the gaps and ran at 1.2-1.3x the speed of K sequential runs, with
+  results equal to them bit for bit (the same compiled program). One
+  program for all K was no faster than the runs one after another
+  (0.92-1.01x): ``map`` runs one configuration's steps at a time, ``vmap``
+  and ``unroll`` move K times the patch matrices through the caches at once.
+  On GPU and TPU, ``vmap`` turns K small steps into one larger one.
 
   Raises:
     ValueError: if `mode` is not one of `MODES`.
@@ -65,15 +74,40 @@ def resolve_mode(mode: str) -> str:
   if mode not in MODES:
     raise ValueError(f"sweep mode must be one of {', '.join(MODES)}, got {mode!r}")
   if mode == "auto":
-    return "map" if jax.default_backend() == "cpu" else "vmap"
+    return "threads" if jax.default_backend() == "cpu" else "vmap"
   return mode
 
 
-# --- runs one after another ---------------------------------------------------------
+def resolve_jobs(jobs: int | str) -> int:
+  """How many runs `compare` trains at once: ``"auto"`` is 2 on a CPU in one
+  process (for the reason in `resolve_mode`) and 1 otherwise.
+
+  Raises:
+    ValueError: if `jobs` is neither ``"auto"`` nor an integer >= 1, or is
+      above 1 in a multi-process run (whose processes must run the same
+      programs in the same order).
+  """
+  if jobs == "auto":
+    return 2 if jax.default_backend() == "cpu" and jax.process_count() == 1 else 1
+  if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+    raise ValueError(f"jobs must be 'auto' or an integer >= 1, got {jobs!r}")
+  if jobs > 1 and jax.process_count() > 1:
+    raise ValueError(f"jobs: the runs of a multi-process comparison go one at a time, got {jobs}")
+  return jobs
+
+
+def in_threads(pool: concurrent.futures.Executor, fn: Callable, *per_config) -> list:
+  """``fn(*args_k)`` for each k of the zipped `per_config` lists, each call run
+  and waited for (`jax.block_until_ready`) in a thread of `pool`, so the K
+  computations run at the same time; returns their outputs in order."""
+  return list(pool.map(lambda args: jax.block_until_ready(fn(*args)), zip(*per_config)))
+
+
+# --- runs one by one ---------------------------------------------------------------
 
 
 def compare(config: train.Config, named: dict[str, str | dict[str, Any]],
-            workdir: str | pathlib.Path) -> list[dict[str, Any]]:
+            workdir: str | pathlib.Path, jobs: int | str = 1) -> list[dict[str, Any]]:
   """Runs `config` under each schedule and writes one table and one plot.
 
   Runs whose schedules share a structure share one optimizer transform, so
@@ -85,23 +119,55 @@ def compare(config: train.Config, named: dict[str, str | dict[str, Any]],
       dict); each run works in ``workdir/<run name>``.
     workdir: where ``comparison.csv``, ``comparison.md`` and
       ``comparison.png`` go (and, for TensorBoard, every run's events).
+    jobs: runs trained at once (`resolve_jobs`). Above 1, each run's lines
+      start with ``[name]``, the per-run progress bars are off, and an
+      interrupt (or a failed run) ends every running run after its current
+      epoch, checkpoint written; each run's outputs are those it writes
+      alone.
 
   Returns:
     The table's rows; the table is also printed.
+
+  Raises:
+    ValueError: if `jobs` is unusable (`resolve_jobs`).
   """
+  jobs = min(resolve_jobs(jobs), len(named))
   workdir = pathlib.Path(workdir)
   transforms: dict[Any, optax.GradientTransformation] = {}
-  runs, rows = {}, []
-  for name, s in named.items():
-    if jax.process_index() == 0:  # only process 0 prints (as train_and_evaluate does)
+  stop = threading.Event()
+  main_process = jax.process_index() == 0
+
+  def run(name: str, s: str | dict[str, Any]) -> list[dict[str, Any]]:
+    if main_process and jobs == 1:  # only process 0 prints (as train_and_evaluate does)
       print(f"== {name} ==", flush=True)
-    history = train.train_and_evaluate(dataclasses.replace(config, schedule=s), workdir / name,
-                                 transforms=transforms).history
-    runs[name] = history
-    rows.append({"schedule": name, **reporting.summarize(history),
-                 "time_s": sum(r["time"] for r in history)})
-  if jax.process_index() == 0:
+    c = dataclasses.replace(config, schedule=s, progress=config.progress and jobs == 1)
+    return train.train_and_evaluate(c, workdir / name, transforms=transforms,
+                                    name=name if jobs > 1 else None, stop=stop.is_set).history
+
+  start = time.perf_counter()
+  if jobs == 1:
+    histories = [run(name, s) for name, s in named.items()]
+  else:
+    with concurrent.futures.ThreadPoolExecutor(jobs) as pool:
+      futures = [pool.submit(run, name, s) for name, s in named.items()]
+      try:  # an interrupt or a failed run: the others end after their epoch
+        concurrent.futures.wait(futures, return_when=concurrent.futures.FIRST_EXCEPTION)
+        for f in futures:
+          if f.done() and f.exception() is not None:
+            raise f.exception()
+        histories = [f.result() for f in futures]
+      except BaseException:
+        stop.set()
+        for f in futures:
+          f.cancel()
+        raise
+  wall_s = time.perf_counter() - start
+  runs = dict(zip(named, histories))
+  rows = [{"schedule": name, **reporting.summarize(h), "time_s": sum(r["time"] for r in h)}
+          for name, h in runs.items()]
+  if main_process:
     print(reporting.write_comparison(workdir, rows, runs))
+    print(f"{len(runs)} runs, {jobs} at a time: {wall_s:.1f} s wall time", flush=True)
   return rows
 
 
@@ -211,11 +277,12 @@ def init_state(config: train.Config, plans: Sequence[schedules.Plan]):
   return splits[0][0], jax.tree.map(lambda *x: jnp.stack(x), *(s for _, s in splits))
 
 
-# --- steps over the K configurations ---------------------------------------------
+# --- the K configurations' programs ---------------------------------------------
 
 
 def over_configs(mode: str, fn: Callable, per_config: tuple, shared: tuple = ()):
-  """``fn(*per_config[k], *shared)`` for every k, stacked on a leading axis.
+  """``fn(*per_config[k], *shared)`` for every k, stacked on a leading axis,
+  inside one program.
 
   ``vmap`` batches `fn` over k; ``unroll`` traces it K times, straight-line
   code whose compile time grows with K; ``map`` loops over k, compiled once
@@ -230,16 +297,20 @@ def over_configs(mode: str, fn: Callable, per_config: tuple, shared: tuple = ())
   return jax.tree.map(lambda *x: jnp.stack(x), *outs)
 
 
-def train_all(graphdef, mode: str, state, batch):
-  """`train.train_step` of every configuration on the same batch; metrics have axis K."""
+def train_all(graphdef, mode: str, state, images, labels, idx, weight, *, sharding):
+  """`train.train_steps` of every configuration on the same batches; each
+  metric ``(steps, K)``."""
   TRACES["train_all"] += 1
-  return over_configs(mode, functools.partial(train.train_step, graphdef), (state,), (batch,))
+  fn = functools.partial(train.train_steps, graphdef, sharding=sharding, unroll=train.TRAIN_UNROLL)
+  state, metrics = over_configs(mode, fn, (state,), (images, labels, idx, weight))
+  return state, jax.tree.map(lambda m: m.T, metrics)
 
 
-def eval_all(graphdef, mode: str, state, batch):
-  """`train.eval_step` of every configuration on the same batch."""
+def eval_all(graphdef, mode: str, state, images, labels, idx, weight, *, sharding):
+  """`train.eval_steps` of every configuration; each sum ``(K,)``."""
   TRACES["eval_all"] += 1
-  return over_configs(mode, functools.partial(train.eval_step, graphdef), (state,), (batch,))
+  fn = functools.partial(train.eval_steps, graphdef, sharding=sharding)
+  return over_configs(mode, fn, (state,), (images, labels, idx, weight))
 
 
 def observe_all(graphdef, mode: str, state, values):
@@ -248,9 +319,59 @@ def observe_all(graphdef, mode: str, state, values):
   return over_configs(mode, functools.partial(train.observe_step, graphdef), (state, values))
 
 
+class Programs(NamedTuple):
+  """A sweep's compiled programs over the K configurations' state (stacked,
+  or a list of K states for ``threads``): ``train(state, idx, weight)`` ->
+  (state, each metric ``(steps, K)``), ``evaluate(state)`` -> each sum
+  ``(K,)``, ``observe(state, values)`` -> state (None without the plateau
+  transform), ``stacked(state)`` -> the state with a leading axis K."""
+
+  train: Callable
+  evaluate: Callable
+  observe: Callable | None
+  stacked: Callable
+  state: Any  # the initial state, in the programs' form
+
+
+def compile_programs(mode: str, graphdef, state, data: train.OnDevice, idx: jax.Array,
+                     weight: jax.Array, plateau: bool, mesh: jax.sharding.Mesh,
+                     pool: concurrent.futures.Executor) -> Programs:
+  """The sweep's programs for `mode`, compiled for the stacked `state` (or its
+  K pieces) and chunks of the shape of (`idx`, `weight`)."""
+  replicated = NamedSharding(mesh, P())
+  images, labels = data.train["image"], data.train["label"]
+  test = (data.test["image"], data.test["label"], data.test_idx["idx"], data.test_idx["weight"])
+  k = len(jax.tree.leaves(state)[0])
+  if mode == "threads":
+    steps = train.jitted_steps(mesh)
+    pieces = [jax.tree.map(lambda x, i=i: x[i], state) for i in range(k)]
+    train_c = steps.train_chunk.lower(graphdef, pieces[0], images, labels, idx, weight).compile()
+    eval_c = steps.evaluate_all.lower(graphdef, pieces[0], *test).compile()
+    observe_c = steps.observe.lower(graphdef, pieces[0], jnp.float32(0)).compile() if plateau else None
+
+    def train_k(states, i, w):
+      outs = in_threads(pool, lambda s: train_c(s, images, labels, i, w), states)
+      return [s for s, _ in outs], jax.tree.map(lambda *m: jnp.stack(m, axis=1), *(m for _, m in outs))
+
+    evaluate = lambda states: jax.tree.map(lambda *x: jnp.stack(x), *in_threads(
+        pool, lambda s: eval_c(s, *test), states))
+    observe = None if observe_c is None else (
+        lambda states, values: in_threads(pool, observe_c, states, list(values)))
+    stacked = lambda states: jax.tree.map(lambda *x: jnp.stack(x), *states)
+    return Programs(train_k, evaluate, observe, stacked, pieces)
+
+  batch = NamedSharding(mesh, P("batch"))
+  jit = lambda f: jax.jit(f, static_argnums=(0, 1), out_shardings=replicated)
+  train_c = jit(functools.partial(train_all, sharding=batch)).lower(
+      graphdef, mode, state, images, labels, idx, weight).compile()
+  eval_c = jit(functools.partial(eval_all, sharding=batch)).lower(graphdef, mode, state, *test).compile()
+  observe_c = (jit(observe_all).lower(graphdef, mode, state, jnp.zeros(k, jnp.float32)).compile()
+               if plateau else None)
+  return Programs(lambda st, i, w: train_c(st, images, labels, i, w),
+                  lambda st: eval_c(st, *test), observe_c, lambda st: st, state)
+
+
 # --- the loop ------------------------------------------------------------------------
-
-
 class SweepResult(NamedTuple):
   """What `sweep` returns."""
 
@@ -261,14 +382,19 @@ class SweepResult(NamedTuple):
 
 def sweep(configs: dict[str, train.Config], workdir: str | pathlib.Path,
           mode: str = "auto") -> SweepResult:
-  """Trains every configuration at once, in one compiled program.
+  """Trains every configuration at once: the same batches, one table.
+
+  Each epoch is train.py's: chunks of `train.train_steps` over the batch
+  rows drawn from ``(seed, epoch)`` (`train.epoch_batches`), then one test
+  pass, with the data on the devices once; a progress bar per chunk when
+  ``config.progress``.
 
   Args:
     configs: label -> configuration; they may differ only in `schedule` and
       `learning_rate` (see `lr_sweep` and `dict_sweep`).
     workdir: where ``sweep.json``, ``sweep.md`` and ``sweep.png`` go.
-    mode: ``"vmap"``, ``"unroll"``, ``"map"`` or ``"auto"`` (see
-      `resolve_mode` and `over_configs`).
+    mode: ``"threads"``, ``"vmap"``, ``"unroll"``, ``"map"`` or ``"auto"``
+      (see `resolve_mode` and `compile_programs`).
 
   Returns:
     The final stacked state, each configuration's history and the table.
@@ -284,46 +410,50 @@ def sweep(configs: dict[str, train.Config], workdir: str | pathlib.Path,
   stacked = stack_plans(configs, spe)
   labels, k = list(configs), len(configs)
   workdir = pathlib.Path(workdir)
-  train_x, train_y = ds["train_images"][:config.train_subset], ds["train_labels"][:config.train_subset]
-  test_x, test_y = ds["test_images"][:config.test_subset], ds["test_labels"][:config.test_subset]
+  train_size = len(ds["train_images"][:config.train_subset])
+  test_size = len(ds["test_images"][:config.test_subset])
 
-  _, data_sharding, replicated = input_pipeline.make_mesh()
+  mesh, _, replicated = input_pipeline.make_mesh()
   devices = jax.devices()
   print(f"Sweep of {k} configurations by {mode} on {len(devices)} {devices[0].platform} "
         f"device(s): {', '.join(labels)}", flush=True)
 
   graphdef, state = init_state(config, stacked.plans)
   state = jax.device_put(state, replicated)
-  test_batches = list(input_pipeline.prefetch(input_pipeline.batches(
-      test_x, test_y, train.EVAL_BATCH_FACTOR * config.batch_size, np.arange(len(test_x))),
-      data_sharding))
-  first = input_pipeline.to_device(next(input_pipeline.batches(
-      train_x, train_y, config.batch_size, np.arange(len(train_x)))), data_sharding)
-  jit = lambda f, n: jax.jit(f, static_argnums=tuple(range(n)), out_shardings=replicated)
-  t0 = time.perf_counter()
-  step = jit(train_all, 2).lower(graphdef, mode, state, first).compile()
-  evaluate = jit(eval_all, 2).lower(graphdef, mode, state, test_batches[0]).compile()
-  if stacked.plateau:
-    observe = jit(observe_all, 2).lower(graphdef, mode, state, jnp.zeros(k, jnp.float32)).compile()
-  compile_s = time.perf_counter() - t0
-
+  data = train.put_on_device(config, ds, replicated)
+  size = train.chunk_steps(spe)
+  idx, weight = train.epoch_batches(config, 0, train_size)
+  chunk_shape = input_pipeline.to_device({"idx": idx[:size], "weight": weight[:size]}, replicated)
   histories: dict[str, list[dict[str, Any]]] = {label: [] for label in labels}
-  start = time.perf_counter()
-  for epoch in range(config.epochs):
+  with concurrent.futures.ThreadPoolExecutor(k) as pool:
     t0 = time.perf_counter()
-    order = input_pipeline.epoch_order(config.seed, epoch, len(train_x))
-    state, tr = train.train_epoch(step, state, input_pipeline.prefetch(
-        input_pipeline.batches(train_x, train_y, config.batch_size, order), data_sharding))
-    te = train.evaluate(evaluate, state, test_batches)  # each (K,)
-    if stacked.plateau:
-      state = observe(state, jnp.asarray(te["correct"] / te["count"], jnp.float32))
-    elapsed = time.perf_counter() - t0  # the epoch of all K together
-    for i, label in enumerate(labels):
-      row = reporting.epoch_row(epoch + 1, {key: v[:, i] for key, v in tr.items()},
-                                {key: v[i] for key, v in te.items()}, elapsed)
-      histories[label].append(row)
-      print(f"[{label}] {reporting.format_row(row)}", flush=True)
-  wall_s = time.perf_counter() - start
+    programs = compile_programs(mode, graphdef, state, data, chunk_shape["idx"],
+                                chunk_shape["weight"], stacked.plateau, mesh, pool)
+    compile_s = time.perf_counter() - t0
+    state = programs.state
+    start = time.perf_counter()
+    for epoch in range(config.epochs):
+      t0 = time.perf_counter()
+      idx, weight = train.epoch_batches(config, epoch, train_size)
+      bar = None
+      if config.progress:
+        from tqdm import tqdm  # pylint: disable=import-outside-toplevel
+        bar = tqdm(total=spe, desc=f"Epoch {epoch + 1}", leave=False, dynamic_ncols=True)
+      state, tr = train.train_epoch_on_device(programs.train, state, idx, weight, replicated,
+                                              None if bar is None else bar.update)
+      if bar is not None:
+        bar.close()
+      te = input_pipeline.host(programs.evaluate(state))  # each (K,)
+      if programs.observe is not None:
+        state = programs.observe(state, jnp.asarray(te["correct"] / te["count"], jnp.float32))
+      elapsed = time.perf_counter() - t0  # the epoch of all K together
+      for i, label in enumerate(labels):
+        row = reporting.epoch_row(epoch + 1, {key: v[:, i] for key, v in tr.items()},
+                                  {key: v[i] for key, v in te.items()}, elapsed)
+        histories[label].append(row)
+        print(f"[{label}] {reporting.format_row(row)}", flush=True)
+    wall_s = time.perf_counter() - start
+  state = programs.stacked(state)
 
   rows = [{"configuration": label, **reporting.summarize(h)} for label, h in histories.items()]
   summary = (f"{k} configurations trained together by `{mode}` on {devices[0].platform}: "
@@ -335,7 +465,7 @@ def sweep(configs: dict[str, train.Config], workdir: str | pathlib.Path,
   record = {
       "mode": mode, "k": k, "wall_s": wall_s, "compile_s": compile_s,
       "devices": [str(d) for d in devices], "steps_per_epoch": spe,
-      "train_size": len(train_x), "test_size": len(test_x),
+      "train_size": train_size, "test_size": test_size,
       "config": dataclasses.asdict(config) | {"schedule": None, "learning_rate": None},
       "configurations": {
           label: {"schedule": p.schedule.to_dict(), "plateau": p.plateau,

@@ -19,7 +19,7 @@ import pathlib
 import shutil
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import jax
@@ -222,18 +222,13 @@ def eval_steps(graphdef, state, images, labels, idx, weight, *, sharding):
 
 
 class Steps(NamedTuple):
-  """The jitted steps, outputs replicated over the mesh.
+  """The jitted steps, outputs replicated over the mesh: ``train_chunk`` and
+  ``evaluate_all`` run a chunk of batches cut on the device from the whole
+  split (`train_steps`, `eval_steps`), ``observe`` feeds the plateau transform."""
 
-  ``train`` and ``evaluate`` take one batch; ``train_chunk`` and
-  ``evaluate_all`` a chunk of batches cut on the device from the whole split
-  (`train_steps`, `eval_steps`).
-  """
-
-  train: Callable
-  evaluate: Callable
-  observe: Callable
   train_chunk: Callable
   evaluate_all: Callable
+  observe: Callable
 
 
 TRAIN_UNROLL = 1  # lax.scan's unroll in train_steps (measured: see the README)
@@ -244,9 +239,8 @@ def jitted_steps(mesh: jax.sharding.Mesh) -> Steps:
   """The steps jitted once per mesh (so runs with one graph definition share traces)."""
   jit = functools.partial(jax.jit, static_argnums=0, out_shardings=NamedSharding(mesh, P()))
   batch = NamedSharding(mesh, P("batch"))
-  return Steps(jit(train_step), jit(eval_step), jit(observe_step),
-               jit(functools.partial(train_steps, sharding=batch, unroll=TRAIN_UNROLL)),
-               jit(functools.partial(eval_steps, sharding=batch)))
+  return Steps(jit(functools.partial(train_steps, sharding=batch, unroll=TRAIN_UNROLL)),
+               jit(functools.partial(eval_steps, sharding=batch)), jit(observe_step))
 
 
 def chunk_steps(steps: int, at_least: int = 32) -> int:
@@ -254,24 +248,6 @@ def chunk_steps(steps: int, at_least: int = 32) -> int:
   that is at least ``min(steps, at_least)`` (67 of 469), so every chunk has
   one shape (one compile) and the progress bar advances a few times an epoch."""
   return next(d for d in range(min(steps, at_least), steps + 1) if steps % d == 0)
-
-
-def train_epoch(step: Callable, state, batches: Iterable[dict[str, jax.Array]]):
-  """``state, metrics = step(state, batch)`` over `batches`; returns the
-  final state and each metric stacked over the steps, as NumPy."""
-  outs = []
-  for batch in batches:
-    state, m = step(state, batch)
-    outs.append(m)
-    if len(outs) > 2:  # at most two steps in flight: an honest progress bar
-      outs[-3]["lr"].block_until_ready()
-  return state, {k: np.stack([o[k] for o in input_pipeline.host(outs)]) for k in outs[0]}
-
-
-def evaluate(step: Callable, state, batches: Iterable[dict[str, jax.Array]]) -> dict[str, np.ndarray]:
-  """The sums of ``step(state, batch)`` over `batches`, as NumPy."""
-  outs = [step(state, b) for b in batches]
-  return input_pipeline.host(jax.tree.map(lambda *x: jnp.sum(jnp.stack(x), axis=0), *outs))
 
 
 def train_epoch_on_device(chunk: Callable, state, idx: np.ndarray, weight: np.ndarray,
@@ -302,6 +278,35 @@ def train_epoch_on_device(chunk: Callable, state, idx: np.ndarray, weight: np.nd
   return state, {k: np.concatenate([o[k] for o in outs]) for k in outs[0]}
 
 
+class OnDevice(NamedTuple):
+  """Both splits on the devices (replicated), and the test pass's batch rows."""
+
+  train: dict[str, jax.Array]  # "image" (N, 28, 28) uint8, "label" (N,) int32
+  test: dict[str, jax.Array]
+  test_idx: dict[str, jax.Array]  # "idx", "weight": (steps, EVAL_BATCH_FACTOR * batch)
+
+
+def put_on_device(config: Config, ds: dict[str, np.ndarray], replicated: NamedSharding) -> OnDevice:
+  """The config's subsets of `ds` (`input_pipeline.load`) on the devices, once
+  for the whole run: each epoch then sends only its batch rows."""
+  n, m = config.train_subset, config.test_subset
+  test_idx = input_pipeline.batch_indices(np.arange(len(ds["test_images"][:m])),
+                                          EVAL_BATCH_FACTOR * config.batch_size)
+  return OnDevice(
+      input_pipeline.to_device({"image": ds["train_images"][:n], "label": ds["train_labels"][:n]},
+                               replicated),
+      input_pipeline.to_device({"image": ds["test_images"][:m], "label": ds["test_labels"][:m]},
+                               replicated),
+      input_pipeline.to_device(dict(zip(("idx", "weight"), test_idx)), replicated))
+
+
+def epoch_batches(config: Config, epoch: int, train_size: int) -> tuple[np.ndarray, np.ndarray]:
+  """The rows and weights of the epoch's batches (`input_pipeline.batch_indices`),
+  in the order drawn from ``(config.seed, epoch)``."""
+  order = input_pipeline.epoch_order(config.seed, epoch, train_size)
+  return input_pipeline.batch_indices(order, config.batch_size)
+
+
 # --- the loop ----------------------------------------------------------------
 
 
@@ -313,12 +318,24 @@ class Result(NamedTuple):
 
 
 def train_and_evaluate(config: Config, workdir: str | pathlib.Path, *,
-                       transforms: dict[Any, optax.GradientTransformation] | None = None) -> Result:
+                       transforms: dict[Any, optax.GradientTransformation] | None = None,
+                       name: str | None = None,
+                       stop: Callable[[], bool] | None = None) -> Result:
   """Trains LeNet under `config` in `workdir`.
 
   Writes ``metrics.json``, ``metrics.csv``, TensorBoard event files,
   ``plot.png`` and ``checkpoints/`` to `workdir`, and prints one line per
-  epoch. `transforms`: see `create_train_state`.
+  epoch.
+
+  Args:
+    config: the run's settings.
+    workdir: where its outputs go.
+    transforms: see `create_train_state`.
+    name: printed before each of the run's lines (``[name] ...``), for runs
+      that share the terminal (`sweep.compare` with ``jobs > 1``).
+    stop: asked after each epoch, once its checkpoint is written; when it
+      returns True the run ends there (resumable with ``config.resume``) and
+      returns the history so far.
 
   Returns:
     The final state of (model, optimizer) and the per-epoch history.
@@ -331,10 +348,12 @@ def train_and_evaluate(config: Config, workdir: str | pathlib.Path, *,
   check_config(config)
   workdir = pathlib.Path(workdir)
   main_process = jax.process_index() == 0
-  log = print if main_process else (lambda *a, **k: None)
+  prefix = "" if name is None else f"[{name}] "
+  log = (lambda *a, **k: print(prefix + " ".join(map(str, a)), **k)) if main_process else (
+      lambda *a, **k: None)
   ds = input_pipeline.load(config.data_dir)
-  train_x, train_y = ds["train_images"][:config.train_subset], ds["train_labels"][:config.train_subset]
-  test_x, test_y = ds["test_images"][:config.test_subset], ds["test_labels"][:config.test_subset]
+  train_size = len(ds["train_images"][:config.train_subset])
+  test_size = len(ds["test_images"][:config.test_subset])
   spe = steps_per_epoch(config, len(ds["train_images"]))
 
   mesh, data_sharding, replicated = input_pipeline.make_mesh()
@@ -350,7 +369,7 @@ def train_and_evaluate(config: Config, workdir: str | pathlib.Path, *,
       "config": dataclasses.asdict(config) | {"resume": False, "progress": False},
       "schedule": plan.schedule.to_dict(), "plateau": plan.plateau,
       "momentum": plan.momentum.to_dict() if isinstance(plan.momentum, lrjax.Schedule) else plan.momentum,
-      "steps_per_epoch": spe, "train_size": len(train_x), "test_size": len(test_x),
+      "steps_per_epoch": spe, "train_size": train_size, "test_size": test_size,
       "devices": [str(d) for d in devices], "history": [],
   }
   ckpt_dir = workdir / "checkpoints"
@@ -371,29 +390,25 @@ def train_and_evaluate(config: Config, workdir: str | pathlib.Path, *,
     if main_process:
       tensorboard = reporting.TensorBoard(workdir, fresh=not record["history"])
 
-    # Both splits on the devices once; each epoch sends only its batch rows.
-    train_dev = input_pipeline.to_device({"image": train_x, "label": train_y}, replicated)
-    test_dev = input_pipeline.to_device({"image": test_x, "label": test_y}, replicated)
-    test_idx = input_pipeline.to_device(dict(zip(("idx", "weight"), input_pipeline.batch_indices(
-        np.arange(len(test_x)), EVAL_BATCH_FACTOR * config.batch_size))), replicated)
-    chunk = lambda st, i, w: steps.train_chunk(graphdef, st, train_dev["image"], train_dev["label"], i, w)
+    data = put_on_device(config, ds, replicated)
+    chunk = lambda st, i, w: steps.train_chunk(graphdef, st, data.train["image"],
+                                               data.train["label"], i, w)
     for epoch in range(len(record["history"]), config.epochs):
       t0 = time.perf_counter()
-      order = input_pipeline.epoch_order(config.seed, epoch, len(train_x))
-      idx, weight = input_pipeline.batch_indices(order, config.batch_size)
+      idx, weight = epoch_batches(config, epoch, train_size)
       bar = None
       if config.progress and main_process:
         from tqdm import tqdm  # pylint: disable=import-outside-toplevel
-        bar = tqdm(total=spe, desc=f"Epoch {epoch + 1}", leave=False,
+        bar = tqdm(total=spe, desc=f"{prefix}Epoch {epoch + 1}", leave=False,
                    file=sys.stdout, dynamic_ncols=True)
       state, tr = train_epoch_on_device(
           chunk, state, idx, weight, replicated,
           None if bar is None else bar.update)
       if bar is not None:
         bar.close()
-      te = input_pipeline.host(steps.evaluate_all(graphdef, state, test_dev["image"],
-                                                  test_dev["label"], test_idx["idx"],
-                                                  test_idx["weight"]))
+      te = input_pipeline.host(steps.evaluate_all(graphdef, state, data.test["image"],
+                                                  data.test["label"], data.test_idx["idx"],
+                                                  data.test_idx["weight"]))
       if plan.plateau is not None:
         state = steps.observe(graphdef, state, jnp.float32(te["correct"] / te["count"]))
       row = reporting.epoch_row(epoch + 1, tr, te, time.perf_counter() - t0)
@@ -403,6 +418,9 @@ def train_and_evaluate(config: Config, workdir: str | pathlib.Path, *,
         reporting.write_metrics(workdir, record)
         tensorboard.write(row, tr["lr"], first_step=epoch * spe)
       ckpts.save(epoch + 1, state, record)
+      if stop is not None and stop() and epoch + 1 < config.epochs:
+        log(f"Stopped after epoch {epoch + 1}; --resume continues from its checkpoint", flush=True)
+        return Result(state, record["history"])
   finally:
     ckpts.close()  # waits for the last save, also after an interrupt
     if tensorboard is not None:
