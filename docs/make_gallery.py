@@ -144,6 +144,12 @@ EXAMPLES: dict[str, Example] = {
         "polynomial_decay(0.1, decay_steps=4690, end_value=0.001, power=2.0)], "
         "boundaries=[938, 9380])",
     )),
+    "switch": Example((
+        "switch([constant(0.1), cosine_decay(0.1, decay_steps=14070), "
+        "one_cycle(peak_value=0.1, total_steps=14070)], index=1)",
+        "switch([constant(0.1), cosine_decay(0.1, decay_steps=14070), "
+        "one_cycle(peak_value=0.1, total_steps=14070)], index=2)",
+    )),
     "per_epoch": Example((
         "per_epoch(multistep(0.1, milestones=[15, 25], gamma=0.1), steps_per_epoch=469)",
         "per_epoch(exponential_decay(0.1, decay_steps=1, decay_rate=0.85), steps_per_epoch=469)",

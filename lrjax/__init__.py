@@ -41,6 +41,7 @@ from lrjax._cyclic import one_cycle_momentum as one_cycle_momentum
 from lrjax._combine import per_epoch as per_epoch
 from lrjax._combine import product as product
 from lrjax._combine import sequence as sequence
+from lrjax._combine import switch as switch
 from lrjax._combine import warmup as warmup
 from lrjax._combine import with_noise as with_noise
 
@@ -94,6 +95,7 @@ __all__ = [
     "per_epoch",
     "product",
     "sequence",
+    "switch",
     "warmup",
     "with_noise",
     # Schedules inside optax optimizers.

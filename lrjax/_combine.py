@@ -1,4 +1,4 @@
-"""Combinators: warmup, sequence, per-epoch indexing, products and noise."""
+"""Combinators: warmup, sequence, switch, per-epoch indexing, products and noise."""
 
 from __future__ import annotations
 
@@ -216,6 +216,68 @@ def sequence(schedules: Sequence[Schedule], *, boundaries: Sequence[int]) -> Seq
         f"{len(scheds)} schedules and {len(bounds)} boundaries"
     )
   return Sequential(schedules=scheds, boundaries=bounds)
+
+
+@schedule_class("switch")
+class Switch(Schedule):
+  schedules: tuple[Schedule, ...]
+  index: Any
+
+  def _value(self, step: jax.Array) -> jax.Array:
+    values = jnp.stack([jnp.broadcast_to(s.value_at(step), step.shape) for s in self.schedules],
+                       axis=-1)
+    index = jnp.clip(jnp.asarray(self.index, jnp.int32), 0, len(self.schedules) - 1)
+    return jnp.take(values, index, axis=-1)
+
+
+@constructor
+def switch(schedules: Sequence[Schedule], *, index: int) -> Switch:
+  """Schedule ``schedules[index]``, with the index a number of the schedule.
+
+  .. math::
+    \\eta(t) = s_{\\text{index}}(t)
+
+  Schedules of different kinds are different pytree structures, so they
+  cannot be stacked or swapped into one compiled program; switch schedules
+  over the same `schedules` with different indices are one structure: stack them
+  (`lrjax.stack`) to sweep schedules of several kinds under `jax.vmap`, or
+  swap one for another into an optimizer state (`lrjax.set_hyperparams`)
+  without a new trace. All the schedules are evaluated at every step and the
+  index picks one (under `jax.vmap`, a select among K scalars).
+
+  Args:
+    schedules: one or more schedules.
+    index: which one applies, an integer in ``[0, len(schedules))``; a leaf
+      (so it may be an array, stacked or traced).
+
+  Returns:
+    A `Schedule`.
+
+  Raises:
+    ValueError: if `schedules` is empty or an element is not a schedule, or
+      if `index` is not an integer in ``[0, len(schedules))``.
+
+  Example:
+    >>> import jax, lrjax
+    >>> kinds = [lrjax.constant(0.1), lrjax.cosine_decay(0.3, decay_steps=10)]
+    >>> sweep = lrjax.stack([lrjax.switch(kinds, index=i) for i in range(2)])
+    >>> print(" ".join(f"{v:.4f}" for v in jax.vmap(lambda s: s(5))(sweep)))
+    0.1000 0.1500
+
+  References:
+    ``jax.lax.switch``, whose branches are functions where these are values.
+  """
+  fn = "switch"
+  if isinstance(schedules, (str, bytes)) or not isinstance(schedules, Sequence) or not schedules:
+    raise ValueError(f"{fn}: schedules must be a non-empty sequence of schedules, got {schedules!r}")
+  scheds = tuple(
+      _checks.check_schedule(fn, f"schedules[{i}]", s) for i, s in enumerate(schedules)
+  )
+  index = _checks.check_int(fn, "index", index, low=0)
+  known = _checks.concrete(index)
+  if known is not None and np.any(known >= len(scheds)):
+    raise _checks.fail(fn, "index", f"< len(schedules) = {len(scheds)}", index)
+  return Switch(schedules=scheds, index=index)
 
 
 @schedule_class("per_epoch")

@@ -91,6 +91,17 @@ CASES += [
          lambda t: ref.sequential(
              t, [lambda u: ref.constant(u, 0.1), lambda u: ref.step_lr(u, 0.3, 4, 0.5),
                  lambda u: ref.constant(u, 0.01)], [5, 17]), (5, 9, 13, 17), 17),
+    # The middle of three kinds: the others are evaluated too, and must not leak.
+    Case("switch",
+         lambda: lrjax.switch(
+             [lrjax.constant(0.1), lrjax.step_decay(0.3, step_size=4, gamma=0.5),
+              lrjax.cosine_decay(0.2, decay_steps=9)], index=1),
+         lambda t: ref.step_lr(t, 0.3, 4, 0.5), (4, 8, 12), 12),
+    Case("switch_last",
+         lambda: lrjax.switch(
+             [lrjax.constant(0.1), lrjax.step_decay(0.3, step_size=4, gamma=0.5),
+              lrjax.cosine_decay(0.2, decay_steps=9)], index=2),
+         lambda t: ref.cosine_annealing(np.minimum(t, 9), 0.2, 9), (9,), 9),
     Case("per_epoch",
          lambda: lrjax.per_epoch(lrjax.step_decay(0.3, step_size=2, gamma=0.5),
                                  steps_per_epoch=469),

@@ -36,6 +36,14 @@ BAD = [
     (lambda: lrjax.sequence([lrjax.constant(0.1), 0.2], boundaries=[4]), "sequence: schedules[1] must be"),
     (lambda: lrjax.sequence(lrjax.constant(0.1), boundaries=[]), "sequence: schedules must be a sequence"),
     (lambda: lrjax.sequence([lrjax.constant(0.1)] * 2, boundaries=4), "sequence: boundaries must be a sequence"),
+    (lambda: lrjax.switch([], index=0), "switch: schedules must be a non-empty sequence"),
+    (lambda: lrjax.switch(lrjax.constant(0.1), index=0), "switch: schedules must be a non-empty sequence"),
+    (lambda: lrjax.switch([lrjax.constant(0.1), 0.2], index=0), "switch: schedules[1] must be"),
+    (lambda: lrjax.switch([lrjax.constant(0.1)] * 2, index=2), "switch: index must be < len(schedules) = 2, got 2"),
+    (lambda: lrjax.switch([lrjax.constant(0.1)] * 2, index=-1), "switch: index must be >= 0, got -1"),
+    (lambda: lrjax.switch([lrjax.constant(0.1)] * 2, index=0.5), "switch: index must be an integer"),
+    (lambda: lrjax.switch([lrjax.constant(0.1)] * 2, index=np.array([0, 2])),
+     "switch: index must be < len(schedules) = 2"),
     (lambda: lrjax.per_epoch(lrjax.constant(0.1), steps_per_epoch=0), "per_epoch: steps_per_epoch must be >= 1"),
     (lambda: lrjax.per_epoch("cosine", steps_per_epoch=3), "per_epoch: schedule must be an lrjax schedule"),
     (lambda: lrjax.from_dict([1, 2]), "from_dict: expected a dict with key 'type'"),
@@ -118,6 +126,31 @@ def test_sequence_restarts_each_schedule_at_its_boundary():
   expected = np.where(t < 4, 0.05,
                       np.where(t < 10, 0.5 * 0.1 ** ((t - 4) // 3), 0.5 * 0.1 ** ((t - 10) // 3)))
   np.testing.assert_allclose(s(t), expected, rtol=1e-6)
+
+
+def test_switches_of_several_kinds_stack_and_sweep_under_vmap():
+  # Three kinds (three pytree structures) as one: each row of the stack is
+  # its own kind's curve, computed here in float64.
+  kinds = [lrjax.constant(0.1), lrjax.step_decay(0.3, step_size=4, gamma=0.5),
+           lrjax.cosine_decay(0.2, decay_steps=9)]
+  stacked = lrjax.stack([lrjax.switch(kinds, index=i) for i in (2, 0, 1, 2)])
+  steps = np.arange(15)
+  got = np.asarray(jax.vmap(lambda s: jax.vmap(s)(jnp.asarray(steps)))(stacked))
+  t = steps.astype(np.float64)
+  curves = [np.full(t.shape, 0.1), 0.3 * 0.5 ** np.floor(t / 4),
+            0.1 * (1 + np.cos(np.pi * np.minimum(t, 9) / 9))]
+  np.testing.assert_allclose(got, np.stack([curves[i] for i in (2, 0, 1, 2)]), rtol=1e-6, atol=1e-7)
+  # One structure, so one compiled program for any index, traced or not.
+  traces = []
+
+  @jax.jit
+  def at(s, step):
+    traces.append(1)
+    return s(step)
+
+  for i, curve in enumerate(curves):
+    np.testing.assert_allclose(float(at(lrjax.switch(kinds, index=i), 7)), curve[7], rtol=1e-6)
+  assert len(traces) == 1
 
 
 def test_warmup_into_a_schedule_shifts_its_steps():

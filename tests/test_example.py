@@ -17,6 +17,7 @@ import math
 import os
 import pathlib
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -337,6 +338,33 @@ def test_a_failed_run_stops_the_others_after_their_epoch_and_they_resume(tmp_pat
   whole = real(config, tmp_path / "whole")
   strip = lambda h: [{k: v for k, v in r.items() if k != "time"} for r in h]
   assert strip(resumed.history) == strip(whole.history) and len(whole.history) == 3
+
+
+def test_ctrl_c_ends_a_parallel_compare_with_one_line_and_every_run_resumable(tmp_path):
+  data_dir = _generated_data(tmp_path / "data", n_train=1024, n_test=128)
+  cmd = [sys.executable, str(EXAMPLE / "main.py"), "--compare", "none,sqrt", "--jobs", "2",
+         "--epochs", "1000", "--batch-size", "32", "--data-dir", str(data_dir),
+         "--workdir", str(tmp_path / "cmp"), "--no-progress"]
+  p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                       env=dict(os.environ, JAX_PLATFORMS="cpu"))
+  try:
+    for line in p.stdout:  # wait until both runs are training
+      if "Epoch 2," in line:
+        break
+    p.send_signal(signal.SIGINT)
+    out, err = p.communicate(timeout=60)
+  finally:
+    p.kill()
+  assert p.returncode == 130, err[-3000:]
+  assert err.strip().splitlines()[-1] == (
+      "main.py: interrupted; run again with --resume to continue from the last checkpoint")
+  assert "Traceback" not in err
+  for name in ("none", "sqrt"):
+    assert f"[{name}] Stopped after epoch" in out
+    history = json.loads((tmp_path / "cmp" / name / "metrics.json").read_text())["history"]
+    assert 1 <= len(history) < 1000
+    latest = max(int(d.name) for d in (tmp_path / "cmp" / name / "checkpoints").iterdir())
+    assert latest == len(history)  # the last epoch printed is the last saved
 
 
 # --- training on the real data ----------------------------------------------------------

@@ -128,6 +128,26 @@ def test_sweep_of_lrjax_dicts_from_the_command_line(tmp_path, capsys):
   assert [r["configuration"] for r in saved["rows"]] == ["value=0.02", "value=0.1"]
 
 
+@pytest.mark.parametrize("mode", ["threads", "vmap"])
+def test_a_sweep_of_two_kinds_through_switch(mode, tmp_path, capsys):
+  # A constant and a cosine are two structures; switches over both are one.
+  kinds = [{"type": "constant", "value": 0.05},
+           {"type": "cosine_decay", "peak_value": 0.2, "decay_steps": 8}]
+  dicts = [{"type": "switch", "schedules": kinds, "index": i} for i in (0, 1)]
+  main.main(["--sweep", json.dumps(dicts), "--sweep-mode", mode, "--epochs", "2",
+             "--batch-size", "32", "--train-subset", "128", "--test-subset", "64",
+             "--workdir", str(tmp_path)])
+  saved = json.loads((tmp_path / "sweep.json").read_text())
+  assert list(saved["histories"]) == ["index=0", "index=1"]
+  constant, cosine = saved["histories"].values()
+  assert [r["lr"] for r in constant] == pytest.approx([0.05, 0.05], rel=1e-7)
+  # 4 steps an epoch: the cosine's rate at steps 0 and 4, and at 3 and 7.
+  cos = lambda t: 0.1 * (1 + math.cos(math.pi * t / 8))
+  assert [r["lr"] for r in cosine] == pytest.approx([cos(0), cos(4)], rel=1e-6)
+  assert [r["lr_last"] for r in cosine] == pytest.approx([cos(3), cos(7)], rel=1e-6)
+  capsys.readouterr()
+
+
 def test_labels_name_the_numbers_that_differ():
   cos = lambda lr, n: {"type": "per_epoch", "steps_per_epoch": 469, "schedule": {
       "type": "cosine_decay", "peak_value": lr, "decay_steps": n}}

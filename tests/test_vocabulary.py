@@ -34,7 +34,7 @@ NAMES = _registry.names()
 WARMS_UP = {"cosine_decay", "inverse_sqrt", "one_cycle", "rex", "warmup_stable_decay"}
 # The constructors whose first argument is neither a rate nor a schedule's start.
 OTHER_FIRST = {"constant": "value", "per_epoch": "schedule", "sequence": "schedules",
-               "warmup": "schedule", "with_noise": "schedule"}
+               "switch": "schedules", "warmup": "schedule", "with_noise": "schedule"}
 LENGTHS = {"warmup_steps", "decay_steps", "stable_steps", "total_steps", "cycle_steps"}
 SHAPE_NAMES = {"shape", "warmup_shape", "decay_shape"}
 SHAPES = ("linear", "cosine", "1-sqrt")
@@ -70,6 +70,7 @@ BUILD = {
     "sequence": ((), dict(schedules=[lrjax.constant(0.2), lrjax.constant(0.1)],
                           boundaries=[5])),
     "step_decay": ((), dict(init_value=0.2, step_size=5, gamma=0.5)),
+    "switch": ((), dict(schedules=[lrjax.constant(0.2), lrjax.constant(0.1)], index=1)),
     "tanh_decay": ((), dict(init_value=0.2, decay_steps=10)),
     "warmup": ((), dict(schedule=lrjax.constant(0.3), steps=4)),
     "with_noise": ((), dict(schedule=lrjax.constant(0.3), seed=0)),

@@ -172,6 +172,10 @@ def main(argv: list[str] | None = None) -> None:
         train.train_and_evaluate(config, args.workdir)
     except (input_pipeline.DataError, train.ResumeError) as e:
       sys.exit(f"{parser.prog}: error: {e}")
+    except KeyboardInterrupt:  # every checkpoint written is complete (train_and_evaluate's close)
+      hint = "" if one_program else "; run again with --resume to continue from the last checkpoint"
+      print(f"{parser.prog}: interrupted{hint}", file=sys.stderr, flush=True)
+      sys.exit(130)
 
   launch.run(parser, args, argv, work)
 

@@ -11,6 +11,8 @@ import csv
 import json
 import math
 import pathlib
+import threading
+import weakref
 from collections.abc import Mapping
 from typing import Any
 
@@ -27,12 +29,33 @@ class ResumeError(ValueError):
   """``--resume`` met a checkpoint made with other settings."""
 
 
+# orbax keeps one operation id per process for the signals between a save and
+# its background threads, so two checkpoint managers saving at the same time
+# (the runs of `sweep.compare` with jobs > 1) can take each other's signals.
+# Every manager call below therefore holds this lock and first waits for
+# every live manager's save in flight: one orbax operation at a time.
+_ORBAX = threading.Lock()
+_MANAGERS: weakref.WeakSet = weakref.WeakSet()
+
+
+def _one_at_a_time() -> None:
+  for manager in list(_MANAGERS):
+    manager.wait_until_finished()
+
+
 class Checkpoints:
-  """Orbax checkpoints of (model, optimizer) state and a JSON record per epoch."""
+  """Orbax checkpoints of (model, optimizer) state and a JSON record per epoch.
+
+  A save runs in the background while the next epoch trains; managers of
+  runs in other threads wait for it before their own (see `_ORBAX`).
+  """
 
   def __init__(self, directory: pathlib.Path):
-    self.manager = ocp.CheckpointManager(
-        directory.absolute(), options=ocp.CheckpointManagerOptions(max_to_keep=2, create=True))
+    with _ORBAX:
+      _one_at_a_time()
+      self.manager = ocp.CheckpointManager(
+          directory.absolute(), options=ocp.CheckpointManagerOptions(max_to_keep=2, create=True))
+      _MANAGERS.add(self.manager)
     if jax.process_count() > 1:  # every process must go on from the same complete checkpoint
       latest = self.manager.latest_step()
       seen = multihost_utils.process_allgather(np.int32(-1 if latest is None else latest)).tolist()
@@ -45,20 +68,28 @@ class Checkpoints:
     return self.manager.latest_step()
 
   def save(self, epoch: int, state, record: dict[str, Any]) -> None:
-    self.manager.save(epoch, args=ocp.args.Composite(
-        state=ocp.args.StandardSave(nnx.to_pure_dict(state)),
-        record=ocp.args.JsonSave(record)))
+    with _ORBAX:
+      _one_at_a_time()
+      self.manager.save(epoch, args=ocp.args.Composite(
+          state=ocp.args.StandardSave(nnx.to_pure_dict(state)),
+          record=ocp.args.JsonSave(record)))
 
   def restore(self, state):
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, nnx.to_pure_dict(state))
-    out = self.manager.restore(self.latest(), args=ocp.args.Composite(
-        state=ocp.args.StandardRestore(abstract), record=ocp.args.JsonRestore()))
+    with _ORBAX:
+      _one_at_a_time()
+      out = self.manager.restore(self.latest(), args=ocp.args.Composite(
+          state=ocp.args.StandardRestore(abstract), record=ocp.args.JsonRestore()))
     nnx.replace_by_pure_dict(state, out["state"])
     return state, out["record"]
 
   def close(self) -> None:
-    self.manager.wait_until_finished()
-    self.manager.close()
+    with _ORBAX:
+      try:
+        self.manager.wait_until_finished()
+        self.manager.close()
+      finally:
+        _MANAGERS.discard(self.manager)
 
 
 def check_same_run(saved: dict[str, Any], new: dict[str, Any], workdir: pathlib.Path) -> None:

@@ -253,7 +253,8 @@ def stack_plans(configs: dict[str, train.Config],
       raise ValueError(
           f"sweep: {label!r} is a {type(p.schedule).__name__} that differs in structure from "
           f"{labels[0]!r}, a {type(plans[0].schedule).__name__}; a sweep stacks schedules "
-          "of one kind whose numbers differ")
+          "of one kind whose numbers differ (for several kinds, sweep lrjax 'switch' "
+          "schedules over the same list with different 'index')")
   seen: dict[str, str] = {}
   for label, p in zip(labels, plans):  # e.g. `sqrt`, whose rate is not --lr
     key = json.dumps([p.schedule.to_dict(), p.plateau], sort_keys=True)
