@@ -232,7 +232,7 @@ class Switch(Schedule):
 
 @constructor
 def switch(schedules: Sequence[Schedule], *, index: int) -> Switch:
-  """Schedule ``schedules[index]``, with the index a number of the schedule.
+  """Schedule ``schedules[index]``, the index a leaf of the schedule.
 
   .. math::
     \\eta(t) = s_{\\text{index}}(t)
@@ -248,7 +248,8 @@ def switch(schedules: Sequence[Schedule], *, index: int) -> Switch:
   Args:
     schedules: one or more schedules.
     index: which one applies, an integer in ``[0, len(schedules))``; a leaf
-      (so it may be an array, stacked or traced).
+      (so it may be an array, stacked or traced; a traced index is not
+      checked, and is clipped into that range).
 
   Returns:
     A `Schedule`.
