@@ -36,7 +36,6 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 from flax import nnx
 from jax.sharding import NamedSharding, PartitionSpec as P
@@ -61,10 +60,10 @@ def resolve_mode(mode: str) -> str:
   example's README): one run keeps on average about 1.3 of the 2 cores in
   an op (benchmarks/step_profile.py: the executor between its 153 ops, the
   small ones on one core), so K programs run at the same time from K threads
-  fill the gaps and ran at 1.2-1.3x the speed of K sequential runs, with
+  fill the gaps and ran at 1.2-1.5x the speed of K sequential runs, with
   results equal to them bit for bit (the same compiled program). One
   program for all K was no faster than the runs one after another
-  (0.92-1.01x): ``map`` runs one configuration's steps at a time, ``vmap``
+  (0.92-1.04x): ``map`` runs one configuration's steps at a time, ``vmap``
   and ``unroll`` move K times the patch matrices through the caches at once.
   On GPU and TPU, ``vmap`` turns K small steps into one larger one.
 
