@@ -296,9 +296,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
 
   ex, sweep = _import_example()
   try:
-    jobs = sweep.resolve_jobs(args.jobs if args.jobs == "auto" else int(args.jobs))
-  except ValueError:
-    parser.error(f"--jobs must be 'auto' or an integer >= 1, got {args.jobs!r}")
+    jobs = sweep.resolve_jobs(args.jobs)
+  except ValueError as e:
+    parser.error(f"--{e}")
   torch_version, torch_threads, torch_missing = None, None, None
   if not args.no_torch:
     try:

@@ -76,7 +76,7 @@ def _variants(k: int, batch_size: int, steps: int, pool) -> dict[str, tuple[Any,
   xs = input_pipeline.to_device({"idx": idx[:steps], "weight": weight[:steps]}, replicated)
   out = {}
   # sequential: train.py's chunk on configuration k's own state, one after another
-  pieces = [jax.tree.map(lambda x, i=i: x[i], state) for i in range(k)]
+  pieces = sweep.unstack(state)
   t0 = time.perf_counter()
   chunk = train.jitted_steps(mesh).train_chunk.lower(
       graphdef, pieces[0], data.train["image"], data.train["label"], xs["idx"], xs["weight"]).compile()

@@ -120,13 +120,11 @@ def main(argv: list[str] | None = None) -> None:
   if one_program and (args.resume or args.distributed):
     parser.error("--resume and --distributed apply to single runs and --compare, "
                  "not to --sweep, --sweep-lr or --find-lr")
+  try:
+    args.jobs = sweep.parse_jobs(args.jobs)
+  except ValueError as e:
+    parser.error(f"--{e}")
   if args.jobs != "auto":
-    try:
-      args.jobs = int(args.jobs)
-    except ValueError:
-      parser.error(f"--jobs must be 'auto' or an integer >= 1, got {args.jobs!r}")
-    if args.jobs < 1:
-      parser.error(f"--jobs must be 'auto' or an integer >= 1, got {args.jobs}")
     if not args.compare:
       parser.error("--jobs applies to --compare only")
     if args.jobs > 1 and args.distributed:

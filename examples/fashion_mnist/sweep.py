@@ -77,22 +77,50 @@ def resolve_mode(mode: str) -> str:
   return mode
 
 
+def parse_jobs(jobs: int | str) -> int | str:
+  """``"auto"``, or the integer >= 1 that `jobs` is (an int, or its digits).
+
+  Raises:
+    ValueError: otherwise, naming `jobs`.
+  """
+  if jobs == "auto":
+    return jobs
+  n = jobs
+  if isinstance(jobs, str):
+    try:
+      n = int(jobs)
+    except ValueError:
+      n = jobs
+  if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+    raise ValueError(f"jobs must be 'auto' or an integer >= 1, got {n!r}")
+  return n
+
+
 def resolve_jobs(jobs: int | str) -> int:
   """How many runs `compare` trains at once: ``"auto"`` is 2 on a CPU in one
   process (for the reason in `resolve_mode`) and 1 otherwise.
 
   Raises:
-    ValueError: if `jobs` is neither ``"auto"`` nor an integer >= 1, or is
-      above 1 in a multi-process run (whose processes must run the same
-      programs in the same order).
+    ValueError: if `jobs` is neither ``"auto"`` nor an integer >= 1
+      (`parse_jobs`), or is above 1 in a multi-process run (whose processes
+      must run the same programs in the same order).
   """
+  jobs = parse_jobs(jobs)
   if jobs == "auto":
     return 2 if jax.default_backend() == "cpu" and jax.process_count() == 1 else 1
-  if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
-    raise ValueError(f"jobs must be 'auto' or an integer >= 1, got {jobs!r}")
   if jobs > 1 and jax.process_count() > 1:
     raise ValueError(f"jobs: the runs of a multi-process comparison go one at a time, got {jobs}")
   return jobs
+
+
+def stack(trees: Sequence[Any]) -> Any:
+  """The pytrees `trees` (of one structure) stacked on a new leading axis."""
+  return jax.tree.map(lambda *x: jnp.stack(x), *trees)
+
+
+def unstack(tree: Any) -> list[Any]:
+  """The pieces of `tree` along its leading axis: `stack`'s inverse."""
+  return [jax.tree.map(lambda x, i=i: x[i], tree) for i in range(len(jax.tree.leaves(tree)[0]))]
 
 
 def in_threads(pool: concurrent.futures.Executor, fn: Callable, *per_config) -> list:
@@ -274,7 +302,7 @@ def init_state(config: train.Config, plans: Sequence[schedules.Plan]):
   model = train.create_model(config)
   transforms: dict[Any, optax.GradientTransformation] = {}
   splits = [train.create_train_state(model, plan, transforms) for plan in plans]
-  return splits[0][0], jax.tree.map(lambda *x: jnp.stack(x), *(s for _, s in splits))
+  return splits[0][0], stack([s for _, s in splits])
 
 
 # --- the K configurations' programs ---------------------------------------------
@@ -292,9 +320,7 @@ def over_configs(mode: str, fn: Callable, per_config: tuple, shared: tuple = ())
     return jax.vmap(fn, in_axes=(0,) * len(per_config) + (None,) * len(shared))(*per_config, *shared)
   if mode == "map":
     return jax.lax.map(lambda xs: fn(*xs, *shared), per_config)
-  k = len(jax.tree.leaves(per_config)[0])
-  outs = [fn(*jax.tree.map(lambda x, i=i: x[i], per_config), *shared) for i in range(k)]
-  return jax.tree.map(lambda *x: jnp.stack(x), *outs)
+  return stack([fn(*piece, *shared) for piece in unstack(per_config)])
 
 
 def train_all(graphdef, mode: str, state, images, labels, idx, weight, *, sharding):
@@ -344,7 +370,7 @@ def compile_programs(mode: str, graphdef, state, data: train.OnDevice, idx: jax.
   k = len(jax.tree.leaves(state)[0])
   if mode == "threads":
     steps = train.jitted_steps(mesh)
-    pieces = [jax.tree.map(lambda x, i=i: x[i], state) for i in range(k)]
+    pieces = unstack(state)
     train_c = steps.train_chunk.lower(graphdef, pieces[0], images, labels, idx, weight).compile()
     eval_c = steps.evaluate_all.lower(graphdef, pieces[0], *test).compile()
     observe_c = steps.observe.lower(graphdef, pieces[0], jnp.float32(0)).compile() if plateau else None
@@ -353,12 +379,10 @@ def compile_programs(mode: str, graphdef, state, data: train.OnDevice, idx: jax.
       outs = in_threads(pool, lambda s: train_c(s, images, labels, i, w), states)
       return [s for s, _ in outs], jax.tree.map(lambda *m: jnp.stack(m, axis=1), *(m for _, m in outs))
 
-    evaluate = lambda states: jax.tree.map(lambda *x: jnp.stack(x), *in_threads(
-        pool, lambda s: eval_c(s, *test), states))
+    evaluate = lambda states: stack(in_threads(pool, lambda s: eval_c(s, *test), states))
     observe = None if observe_c is None else (
         lambda states, values: in_threads(pool, observe_c, states, list(values)))
-    stacked = lambda states: jax.tree.map(lambda *x: jnp.stack(x), *states)
-    return Programs(train_k, evaluate, observe, stacked, pieces)
+    return Programs(train_k, evaluate, observe, stack, pieces)
 
   batch = NamedSharding(mesh, P("batch"))
   jit = lambda f: jax.jit(f, static_argnums=(0, 1), out_shardings=replicated)

@@ -356,7 +356,7 @@ def train_and_evaluate(config: Config, workdir: str | pathlib.Path, *,
   test_size = len(ds["test_images"][:config.test_subset])
   spe = steps_per_epoch(config, len(ds["train_images"]))
 
-  mesh, data_sharding, replicated = input_pipeline.make_mesh()
+  mesh, _, replicated = input_pipeline.make_mesh()
   devices = jax.devices()
   log(f"JAX {jax.__version__} on {len(devices)} {devices[0].platform} device(s) "
       f"({jax.process_count()} process(es)): {', '.join(str(d) for d in devices)}")
