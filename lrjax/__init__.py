@@ -47,9 +47,12 @@ from lrjax._combine import with_noise as with_noise
 
 # Schedules inside optax optimizers.
 from lrjax._inject import InjectHyperparamsState as InjectHyperparamsState
-from lrjax._inject import hyperparams as hyperparams
 from lrjax._inject import inject_hyperparams as inject_hyperparams
-from lrjax._inject import set_hyperparams as set_hyperparams
+from lrjax._hyperparams import branch as branch
+from lrjax._hyperparams import hyperparams as hyperparams
+from lrjax._hyperparams import hyperparams_by_group as hyperparams_by_group
+from lrjax._hyperparams import schedules as schedules
+from lrjax._hyperparams import set_hyperparams as set_hyperparams
 
 # Reduce on plateau.
 from lrjax._plateau import ReduceOnPlateauState as ReduceOnPlateauState
@@ -100,8 +103,11 @@ __all__ = [
     "with_noise",
     # Schedules inside optax optimizers.
     "InjectHyperparamsState",
-    "hyperparams",
     "inject_hyperparams",
+    "branch",
+    "hyperparams",
+    "hyperparams_by_group",
+    "schedules",
     "set_hyperparams",
     # Reduce on plateau.
     "ReduceOnPlateauState",

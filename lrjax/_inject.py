@@ -1,5 +1,7 @@
-"""Schedules inside optax optimizers: `inject_hyperparams`, and reading and
-swapping what it holds (`hyperparams`, `set_hyperparams`).
+"""Schedules inside optax optimizers: `inject_hyperparams` and its state.
+
+Reading and swapping what the state holds (`hyperparams`, `set_hyperparams`,
+`schedules`, `branch`) is in `_hyperparams`.
 
 ``optax.inject_hyperparams`` keeps a schedule as a closure and only the
 number it returned in the state, so a new schedule is a new program. Here the
@@ -20,18 +22,20 @@ import numpy as np
 import optax
 
 from lrjax._base import Schedule
-from lrjax._opt_state import is_variable, like, map_states, only_state, value_of
+from lrjax._opt_state import is_variable, value_of
 
 __all__ = [
+    "HINT",
     "InjectHyperparamsState",
-    "hyperparams",
+    "as_leaves",
+    "check_value",
+    "evaluate",
     "inject_hyperparams",
-    "set_hyperparams",
 ]
 
 _NUMBER_TYPES = (int, float, np.number, np.ndarray, jax.Array)
 
-_HINT = (
+HINT = (
     "build the optimizer with lrjax.inject_hyperparams in it, e.g. "
     "lrjax.inject_hyperparams(optax.sgd)(learning_rate=lrjax.cosine_decay(...))"
 )
@@ -195,9 +199,9 @@ def inject_hyperparams(
       return optax.with_extra_args_support(inner_factory(**fixed, **values))
 
     def init_fn(params: optax.Params) -> InjectHyperparamsState:
-      schedules = {k: _as_leaves(v) for k, v in scheduled.items()}
+      schedules = {k: as_leaves(v) for k, v in scheduled.items()}
       count = jnp.zeros([], jnp.int32)
-      values = _evaluate(schedules, count, dtype)
+      values = evaluate(schedules, count, dtype)
       return InjectHyperparamsState(
           count=count,
           schedules=schedules,
@@ -211,7 +215,7 @@ def inject_hyperparams(
         params: optax.Params | None = None,
         **extra_args: Any,
     ) -> tuple[optax.Updates, InjectHyperparamsState]:
-      values = _evaluate(state.schedules, state.count, dtype)
+      values = evaluate(state.schedules, state.count, dtype)
       updates, inner_state = build(values).update(
           updates, state.inner_state, params, **extra_args
       )
@@ -228,129 +232,6 @@ def inject_hyperparams(
   wrapped.__qualname__ = wrapped.__name__
   wrapped.__doc__ = getattr(inner_factory, "__doc__", None)
   return wrapped
-
-
-def set_hyperparams(opt_state: Any, **new: Any) -> Any:
-  """Replaces schedules or numbers in the `inject_hyperparams` states inside.
-
-  `opt_state` may be the state of :func:`inject_hyperparams` itself or any
-  state holding it: ``optax.chain``, ``optax.MultiSteps``, ``optax.masked``,
-  or ``nnx.Optimizer``'s ``opt_state`` (its ``nnx.OptArray`` leaves are
-  replaced by new variables of the same kind). Each name is replaced in
-  every such state that has it. The next update uses the new schedule at the
-  state's count (the count goes on: a schedule swapped in at step 1000 is
-  evaluated at 1000). `hyperparams` keeps the values the last update used
-  (before the first update, it takes the new values the first will use).
-
-  A replacement of the same structure (same constructor and static
-  settings, same leaf shapes) needs no new trace of a jitted step; one of
-  another structure (a ``cosine_decay`` for a ``constant``) is allowed and
-  costs one new trace. Under ``nnx.jit`` this holds for the optimizer built
-  once: a newly built transform is part of a new graph and so a new trace.
-
-  Args:
-    opt_state: an optimizer state holding at least one
-      :class:`InjectHyperparamsState`.
-    **new: hyperparameter names and their new values, each an lrjax
-      ``Schedule`` or a number.
-
-  Returns:
-    `opt_state` with the values replaced (`opt_state` itself is untouched).
-
-  A stack of K states (a sweep) is swapped under ``jax.vmap``, with the K
-  new schedules stacked by ``lrjax.stack``.
-
-  Raises:
-    ValueError: if `opt_state` holds no `inject_hyperparams` state, a name
-      is not a hyperparameter held in any of them (booleans, strings and
-      static arguments are fixed when the transform is built), a value is
-      not an lrjax ``Schedule`` or a number, or the state is a stack of
-      states (outside ``jax.vmap``).
-
-  Example:
-    >>> import jax.numpy as jnp, optax, lrjax
-    >>> tx = optax.chain(optax.clip_by_global_norm(1.0),
-    ...                  lrjax.inject_hyperparams(optax.sgd)(learning_rate=0.1))
-    >>> state = tx.init(jnp.zeros(2))
-    >>> state = lrjax.set_hyperparams(
-    ...     state, learning_rate=lrjax.exponential_decay(
-    ...         0.2, decay_steps=1, decay_rate=0.5))
-    >>> print(f"{lrjax.hyperparams(state)['learning_rate']:.2f}")
-    0.20
-  """
-  fn = "set_hyperparams"
-  for name, value in new.items():
-    _check_value(fn, name, value)
-  found: set[str] = set()
-  known: set[str] = set()
-
-  def replace(state: InjectHyperparamsState) -> InjectHyperparamsState:
-    known.update(state.schedules)
-    shape = jnp.shape(value_of(state.count))
-    if shape:
-      raise ValueError(
-          f"{fn}: opt_state is a stack of states (its count has shape {shape}); "
-          "swap their schedules under jax.vmap, e.g. jax.vmap(lambda s, v: "
-          "lrjax.set_hyperparams(s, learning_rate=v))(opt_state, lrjax.stack([...]))"
-      )
-    schedules, records = dict(state.schedules), dict(state.hyperparams)
-    first = value_of(state.count) == 0
-    for name, value in new.items():
-      if name not in schedules:
-        continue
-      found.add(name)
-      schedules[name] = _rewrap(schedules[name], _as_leaves(value))
-      old = records[name]
-      start = _evaluate({name: _as_leaves(value)}, jnp.zeros([], jnp.int32), None)
-      rec = jnp.where(first, start[name], value_of(old)).astype(value_of(old).dtype)
-      records[name] = like(old, rec)
-    return state._replace(schedules=schedules, hyperparams=records)
-
-  out = map_states(fn, opt_state, InjectHyperparamsState, replace,
-                   what="inject_hyperparams", hint=_HINT)
-  unknown = sorted(set(new) - found)
-  if unknown:
-    raise ValueError(
-        f"{fn}: {unknown[0]} is not a hyperparameter held in the state (it "
-        f"holds {sorted(known)}; booleans, strings and static_args are fixed "
-        f"when the transform is built), got {unknown[0]}={new[unknown[0]]!r}"
-    )
-  return out
-
-
-def hyperparams(opt_state: Any) -> dict[str, jax.Array]:
-  """The hyperparameter values the last update used, from any nested state.
-
-  Before the first update, the values the first will use. For logging: with
-  ``optax.chain(lrjax.inject_hyperparams(optax.sgd)(learning_rate=s),
-  lrjax.reduce_on_plateau())`` the rate applied is ``hyperparams(state)
-  ["learning_rate"] * lrjax.plateau_scale(state)``. Accepts the same nested
-  states as :func:`set_hyperparams`, eagerly or under ``jit``.
-
-  Args:
-    opt_state: an optimizer state holding exactly one
-      :class:`InjectHyperparamsState`.
-
-  Returns:
-    A dict from each hyperparameter name (numbers and schedules alike) to its
-    value, a `jax.Array`.
-
-  Raises:
-    ValueError: if `opt_state` holds no `inject_hyperparams` state, or more
-      than one.
-
-  Example:
-    >>> import jax.numpy as jnp, optax, lrjax
-    >>> tx = lrjax.inject_hyperparams(optax.adam)(
-    ...     learning_rate=1e-3, b1=lrjax.one_cycle_momentum(total_steps=100))
-    >>> hp = lrjax.hyperparams(tx.init(jnp.zeros(2)))
-    >>> print(f"{hp['learning_rate']:.0e} {hp['b1']:.2f} {hp['b2']:.3f}")
-    1e-03 0.95 0.999
-  """
-  state = only_state("hyperparams", opt_state, InjectHyperparamsState,
-                     what="inject_hyperparams", hint=_HINT,
-                     instead="call hyperparams on each one's part of the state")
-  return {k: jnp.asarray(value_of(v)) for k, v in state.hyperparams.items()}
 
 
 # --- helpers -----------------------------------------------------------------
@@ -384,7 +265,8 @@ def _callable_error(fn: str, name: str, value: Any, *, static: bool) -> str:
   )
 
 
-def _check_value(fn: str, name: str, value: Any) -> None:
+def check_value(fn: str, name: str, value: Any) -> None:
+  """Raises `fn`'s ValueError unless `value` is an lrjax schedule or a number."""
   if isinstance(value, Schedule):
     return
   if isinstance(value, (bool, np.bool_)):
@@ -410,26 +292,12 @@ def _as_array(x: Any) -> jax.Array:
   return a
 
 
-def _as_leaves(value: Any) -> Any:
+def as_leaves(value: Any) -> Any:
   """A schedule with array leaves, or a number as an array."""
   return jax.tree.map(_as_array, value, is_leaf=is_variable)
 
 
-def _rewrap(old: Any, new: Any) -> Any:
-  """`new` with its leaves in `old`'s NNX variables (if `old` has any)."""
-  old_leaves, old_def = jax.tree.flatten(old, is_leaf=is_variable)
-  wrappers = [x for x in old_leaves if is_variable(x)]
-  if not wrappers:
-    return new
-  new_leaves, new_def = jax.tree.flatten(new)
-  if new_def == old_def:
-    leaves = [like(o, n) for o, n in zip(old_leaves, new_leaves)]
-  else:  # another structure: new variables of the same kind
-    leaves = [wrappers[0].replace(n) for n in new_leaves]
-  return jax.tree.unflatten(new_def, leaves)
-
-
-def _evaluate(
+def evaluate(
     schedules: dict[str, Any], count: jax.Array, dtype: Any
 ) -> dict[str, jax.Array]:
   """Each schedule at `count`, each number as it is; floats cast to `dtype`."""
