@@ -56,9 +56,11 @@ from lrjax._hyperparams import set_hyperparams as set_hyperparams
 
 # Reduce on plateau.
 from lrjax._plateau import ReduceOnPlateauState as ReduceOnPlateauState
-from lrjax._plateau import observe_plateau as observe_plateau
-from lrjax._plateau import plateau_scale as plateau_scale
 from lrjax._plateau import reduce_on_plateau as reduce_on_plateau
+from lrjax._plateau_state import observe_plateau as observe_plateau
+from lrjax._plateau_state import plateau_scale as plateau_scale
+from lrjax._plateau_state import plateau_settings as plateau_settings
+from lrjax._plateau_state import set_plateau_settings as set_plateau_settings
 
 # Tools.
 from lrjax._plot import plot as plot
@@ -111,9 +113,11 @@ __all__ = [
     "set_hyperparams",
     # Reduce on plateau.
     "ReduceOnPlateauState",
+    "reduce_on_plateau",
     "observe_plateau",
     "plateau_scale",
-    "reduce_on_plateau",
+    "plateau_settings",
+    "set_plateau_settings",
     # Tools.
     "plot",
     "RangeTestResult",

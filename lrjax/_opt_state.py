@@ -31,6 +31,7 @@ __all__ = [
     "map_states",
     "only_state",
     "states_by_group",
+    "states_in",
     "value_of",
 ]
 
@@ -113,8 +114,7 @@ def _walk(x: Any, state_type: type, f: Callable[[_Found], Any], group: Any) -> A
   )
 
 
-def _find(fn: str, opt_state: Any, state_type: type, *, what: str, hint: str
-          ) -> list[_Found]:
+def _collect(opt_state: Any, state_type: type) -> list[_Found]:
   found: list[_Found] = []
 
   def collect(item: _Found) -> Any:
@@ -122,6 +122,19 @@ def _find(fn: str, opt_state: Any, state_type: type, *, what: str, hint: str
     return item.state
 
   _walk(opt_state, state_type, collect, None)
+  return found
+
+
+def states_in(opt_state: Any, state_type: type[_S], *, group: Any = None
+              ) -> list[_S]:
+  """Every `state_type` inside `opt_state` (of `group`, if given); may be empty."""
+  return [item.state for item in _collect(opt_state, state_type)
+          if group is None or item.group == group]
+
+
+def _find(fn: str, opt_state: Any, state_type: type, *, what: str, hint: str
+          ) -> list[_Found]:
+  found = _collect(opt_state, state_type)
   if not found:
     raise ValueError(
         f"{fn}: opt_state holds no {what} state (got a "

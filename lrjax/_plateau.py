@@ -1,6 +1,7 @@
 """Reduce-on-plateau: an Optax transform that scales updates down when a
-monitored metric stops improving, with its state, and helpers to feed it a
-metric and read its scale from anywhere inside an optimizer state.
+monitored metric stops improving, its state and its decision. Feeding it a
+metric and reading or changing its scale and settings from anywhere inside an
+optimizer state is in `_plateau_state`.
 
 The decision state is one float32 vector, updated by one branch-free
 elementwise expression, so under `jax.jit` an observation compiles to a single
@@ -19,12 +20,15 @@ import numpy as np
 import optax
 
 from lrjax import _checks
-from lrjax._opt_state import is_variable, like, map_states, only_state, value_of
+from lrjax._opt_state import is_variable, value_of
 
 __all__ = [
+    "HINT",
+    "SETTINGS",
     "ReduceOnPlateauState",
-    "observe_plateau",
-    "plateau_scale",
+    "as_metric",
+    "check_setting",
+    "observe",
     "reduce_on_plateau",
 ]
 
@@ -34,7 +38,7 @@ _MAX_COUNT = 2**24 - 1
 _COUNT_CAP = float(2**24)
 
 # How to build an optimizer with a plateau state, for the "none found" error.
-_HINT = (
+HINT = (
     "build the optimizer with lrjax.reduce_on_plateau(...) in it, e.g. "
     "optax.chain(optax.sgd(lr), lrjax.reduce_on_plateau())"
 )
@@ -56,6 +60,17 @@ _NUM_STATS = 6
     _INV_SIZE,
 ) = range(10)
 _NUM_SETTINGS = 10
+# The positions of the settings `reduce_on_plateau` takes as numbers, by
+# their keyword names (`mode` and `threshold_mode` are held as sign and rel).
+SETTINGS = {
+    "factor": _FACTOR,
+    "patience": _PATIENCE,
+    "threshold": _THRESHOLD,
+    "cooldown": _COOLDOWN,
+    "min_scale": _MIN_SCALE,
+    "eps": _EPS,
+    "accumulation_size": _SIZE,
+}
 
 
 class ReduceOnPlateauState(NamedTuple):
@@ -235,27 +250,17 @@ def reduce_on_plateau(
     ``optax.contrib.reduce_on_plateau``.
   """
   fn = "reduce_on_plateau"
-  factor = _checks.check_float(
-      fn, "factor", factor, low=0.0, high=1.0, low_open=True, high_open=True
-  )
-  patience = _check_count(fn, "patience", patience, low=0)
+  factor = check_setting(fn, "factor", factor)
+  patience = check_setting(fn, "patience", patience)
   mode = _checks.check_choice(fn, "mode", mode, ("min", "max"))
-  threshold = _checks.check_float(fn, "threshold", threshold, low=0.0)
+  threshold = check_setting(fn, "threshold", threshold)
   threshold_mode = _checks.check_choice(
       fn, "threshold_mode", threshold_mode, ("rel", "abs")
   )
-  cooldown = _check_count(fn, "cooldown", cooldown, low=0)
-  min_scale = _checks.check_float(fn, "min_scale", min_scale, low=0.0)
-  eps = _checks.check_float(fn, "eps", eps, low=0.0)
-  accumulation_size = _check_count(
-      fn, "accumulation_size", accumulation_size, low=1
-  )
-  known_min_scale = _checks.concrete(min_scale)
-  if known_min_scale is not None and np.any(known_min_scale >= 1.0):
-    warnings.warn(
-        f"{fn}: min_scale={min_scale!r} >= 1, so the scale never changes",
-        stacklevel=2,
-    )
+  cooldown = check_setting(fn, "cooldown", cooldown)
+  min_scale = check_setting(fn, "min_scale", min_scale)
+  eps = check_setting(fn, "eps", eps)
+  accumulation_size = check_setting(fn, "accumulation_size", accumulation_size)
 
   sign = 1.0 if mode == "min" else -1.0
   rel = 1.0 if threshold_mode == "rel" else 0.0
@@ -290,87 +295,11 @@ def reduce_on_plateau(
     scale = state.stats[_SCALE]
     updates = jax.tree.map(lambda g: g * scale.astype(g.dtype), updates)
     if value is not None:
-      stats = _observe_jit(state.stats, state.settings, _as_metric(fn, value))
+      stats = observe(state.stats, state.settings, as_metric(fn, value))
       state = ReduceOnPlateauState(stats=stats, settings=state.settings)
     return updates, state
 
   return optax.GradientTransformationExtraArgs(init_fn, update_fn)
-
-
-def observe_plateau(opt_state: Any, value: Any) -> Any:
-  """Records one metric observation in every plateau state inside `opt_state`.
-
-  The per-epoch way to feed :func:`reduce_on_plateau` (Keras' and PyTorch's
-  pattern of monitoring a validation metric once per epoch). `opt_state` may
-  be the transform's own state or any optimizer state holding it: a chain
-  (next to an :func:`lrjax.inject_hyperparams` state, or inside one's inner
-  state), ``optax.inject_hyperparams``, ``optax.MultiSteps``, or
-  ``nnx.Optimizer``'s ``opt_state`` (whose leaves are ``nnx.OptArray``
-  variables). Each plateau
-  state decides with its own settings; `accumulation_size` applies here too.
-  Pure: it returns a new state of the same structure and leaves `opt_state`
-  untouched. Works eagerly and under ``jax.jit`` / ``nnx.jit``.
-
-  Args:
-    opt_state: an optimizer state containing at least one
-      :class:`ReduceOnPlateauState`.
-    value: the metric, a real scalar (Python number or array of size 1).
-
-  Returns:
-    `opt_state` with each plateau state replaced by its successor.
-
-  Raises:
-    ValueError: if `opt_state` holds no plateau state, or `value` is not a
-      real scalar.
-
-  Example:
-    >>> import jax.numpy as jnp, optax, lrjax
-    >>> tx = optax.chain(optax.adam(1e-3),
-    ...                  lrjax.reduce_on_plateau(mode="max", patience=0))
-    >>> state = tx.init(jnp.zeros(2))
-    >>> for val_acc in [0.80, 0.85, 0.84]:
-    ...   state = lrjax.observe_plateau(state, val_acc)
-    >>> print(f"{lrjax.plateau_scale(state):.2f}")
-    0.10
-  """
-  fn = "observe_plateau"
-  metric = _as_metric(fn, value)
-
-  def observe(state: ReduceOnPlateauState) -> ReduceOnPlateauState:
-    stats = _observe_jit(value_of(state.stats), value_of(state.settings), metric)
-    return state._replace(stats=like(state.stats, stats))
-
-  return map_states(fn, opt_state, ReduceOnPlateauState, observe,
-                    what="reduce_on_plateau", hint=_HINT)
-
-
-def plateau_scale(opt_state: Any) -> jax.Array:
-  """The current scale of the plateau transform inside `opt_state`.
-
-  For logging: ``lr * plateau_scale(opt_state)`` is the learning rate in use
-  with ``optax.chain(optax.sgd(lr), lrjax.reduce_on_plateau())``. Accepts the
-  same nested states as :func:`observe_plateau`, eagerly or under ``jit``.
-
-  Args:
-    opt_state: an optimizer state containing exactly one
-      :class:`ReduceOnPlateauState`.
-
-  Returns:
-    The scale, a float32 scalar `jax.Array`.
-
-  Raises:
-    ValueError: if `opt_state` holds no plateau state, or more than one.
-
-  Example:
-    >>> import jax.numpy as jnp, optax, lrjax
-    >>> tx = optax.chain(optax.sgd(0.1), lrjax.reduce_on_plateau())
-    >>> print(f"{lrjax.plateau_scale(tx.init(jnp.zeros(2))):.1f}")
-    1.0
-  """
-  state = only_state("plateau_scale", opt_state, ReduceOnPlateauState,
-                     what="reduce_on_plateau", hint=_HINT,
-                     instead="read each one's .scale instead")
-  return jnp.asarray(value_of(state.stats)[_SCALE])
 
 
 # --- the decision --------------------------------------------------------------
@@ -412,24 +341,45 @@ def _observe(stats: jax.Array, settings: jax.Array, value: jax.Array) -> jax.Arr
   return jnp.where(full, decided, waiting)
 
 
-# Eager calls of `observe_plateau` run as one compiled kernel; under an outer
-# jit this is inlined.
-_observe_jit = jax.jit(_observe)
+# One observation, `_observe` compiled: eager calls of `observe_plateau` run as
+# one kernel; under an outer jit this is inlined.
+observe = jax.jit(_observe)
 
 
 # --- helpers -----------------------------------------------------------------
 
 
-def _check_count(fn: str, name: str, x: Any, *, low: int) -> Any:
-  x = _checks.check_int(fn, name, x, low=low)
+def check_setting(fn: str, name: str, x: Any) -> Any:
+  """`x` checked as `reduce_on_plateau` checks its argument `name`.
+
+  A concrete `min_scale` of 1 or more warns (the scale would never change).
+
+  Raises:
+    ValueError: `fn`'s, naming `name`, as listed in `reduce_on_plateau`.
+  """
+  if name == "factor":
+    return _checks.check_float(fn, name, x, low=0.0, high=1.0, low_open=True,
+                               high_open=True)
+  if name in ("threshold", "min_scale", "eps"):
+    x = _checks.check_float(fn, name, x, low=0.0)
+    known = _checks.concrete(x)
+    if name == "min_scale" and known is not None and np.any(known >= 1.0):
+      warnings.warn(f"{fn}: min_scale={x!r} >= 1, so the scale never changes",
+                    stacklevel=3)
+    return x
+  x = _checks.check_int(fn, name, x, low=1 if name == "accumulation_size" else 0)
   known = _checks.concrete(x)
   if known is not None and np.any(known > _MAX_COUNT):
     raise ValueError(f"{fn}: {name} must be <= {_MAX_COUNT} (2**24 - 1), got {x!r}")
   return x
 
 
-def _as_metric(fn: str, value: Any) -> jax.Array:
-  """The metric as a float32 scalar; a real scalar of any dtype is accepted."""
+def as_metric(fn: str, value: Any) -> jax.Array:
+  """The metric as a float32 scalar; a real scalar of any dtype is accepted.
+
+  Raises:
+    ValueError: `fn`'s, if `value` is not a real scalar.
+  """
   if is_variable(value):
     value = value.get_value()
   try:
