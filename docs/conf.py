@@ -9,7 +9,10 @@ docstrings of `lrjax`, `examples/fashion_mnist/README.md`,
 `benchmarks/README.md` and two sections of `README.md` (MyST includes; the
 results and benchmark tables are written once, there), and the pictures that
 `docs/make_gallery.py` draws. Nothing is fetched from the network at build time
-(no intersphinx); MathJax is loaded by the reader's browser.
+(no intersphinx), and nothing is fetched when a page opens: the theme's
+styles, fonts and icons and MathJax (from ``sphinx-mathjax-offline``) are
+copied into the built site, so the pages, formulas included, read offline
+(``tests/test_docs_browser.py`` opens them in Chromium with no network).
 
 Three directives written here keep the pages in step with the code:
 
@@ -58,6 +61,8 @@ extensions = [
     "sphinx.ext.autosummary",
     "sphinx.ext.napoleon",
     "sphinx.ext.mathjax",
+    # MathJax served from the site itself (_static/mathjax), not from a CDN.
+    "sphinx-mathjax-offline",
 ]
 
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
@@ -93,19 +98,40 @@ napoleon_use_ivar = True
 myst_enable_extensions = ["colon_fence"]
 myst_heading_anchors = 3
 
+# MathJax 3 (the version sphinx-mathjax-offline ships) typesets only what
+# Sphinx marked as math (``:math:``/``{math}`` and ``.. math::``), with Sphinx's
+# delimiters: a "$$" or "\(" in a page's prose stays text.
+mathjax3_config = {
+    "tex": {"inlineMath": [["\\(", "\\)"]], "displayMath": [["\\[", "\\]"]]},
+    "options": {
+        "ignoreHtmlClass": "tex2jax_ignore|mathjax_ignore|bd-container",
+        "processHtmlClass": "tex2jax_process|mathjax_process|math",
+    },
+}
+
 # --- HTML ---------------------------------------------------------------------------
 
-html_theme = "alabaster"
+# sphinx-book-theme, as optax, Flax and JAX use: the site's navigation on the
+# left, the page's contents on the right, the repository link and the
+# light/dark switch in the header. Everything it loads is in the built site.
+REPOSITORY_URL = "https://github.com/lrjax/lrjax"
+html_theme = "sphinx_book_theme"
 html_title = f"lrjax {release}"
 html_static_path = ["_static"]
+html_css_files = ["lrjax.css"]
 html_theme_options = {
-    "description": "Learning-rate schedules for JAX and Optax, as values",
-    "page_width": "1180px",
-    "sidebar_width": "230px",
-    "fixed_sidebar": True,
-    "show_relbars": True,
+    "repository_url": REPOSITORY_URL,
+    "repository_branch": "main",
+    "path_to_docs": "docs",
+    "use_repository_button": True,
+    "use_issues_button": True,
+    "home_page_in_toc": True,
+    "show_toc_level": 2,
+    "show_navbar_depth": 1,
+    # pydata-sphinx-theme >= 0.17 puts a search field in a top bar unless this
+    # is set; the book layout has its search in the sidebar already.
+    "navbar_persistent": [],
 }
-html_sidebars = {"**": ["about.html", "navigation.html", "searchbox.html"]}
 html_show_sourcelink = False
 
 # --- the API reference ----------------------------------------------------------------

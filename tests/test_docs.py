@@ -10,8 +10,6 @@ import html
 import inspect
 import io
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -26,16 +24,8 @@ DOCS = ROOT / "docs"
 # checkpoint directory are written as ```{code-block} python and do not run.
 RUNNABLE_PAGES = ["index.md", "getting_started.md", "reduce_on_plateau.md", "inside_optax.md"]
 
-
-@pytest.fixture(scope="module")
-def site(tmp_path_factory) -> Path:
-  out = tmp_path_factory.mktemp("site")
-  cmd = [sys.executable, "-m", "sphinx", "-W", "--keep-going", "-j", "1", "-E", "-q",
-         "-b", "html", "-d", str(out / "doctrees"), str(DOCS), str(out / "html")]
-  proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
-  # -W: any warning (a broken reference, a bad docstring) fails the build.
-  assert proc.returncode == 0, f"sphinx failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
-  return out / "html"
+# `site` (the one Sphinx build, with -W) is a fixture of conftest.py, shared
+# with test_docs_browser.py.
 
 
 def test_site_builds_every_page(site):
