@@ -48,6 +48,7 @@ from lrjax._combine import with_noise as with_noise
 # Schedules inside optax optimizers.
 from lrjax._inject import InjectHyperparamsState as InjectHyperparamsState
 from lrjax._inject import inject_hyperparams as inject_hyperparams
+from lrjax._groups import group_rates as group_rates
 from lrjax._hyperparams import branch as branch
 from lrjax._hyperparams import hyperparams as hyperparams
 from lrjax._hyperparams import hyperparams_by_group as hyperparams_by_group
@@ -68,6 +69,12 @@ from lrjax._range_test import RangeTestResult as RangeTestResult
 from lrjax._range_test import lr_range_test as lr_range_test
 
 __version__ = importlib.metadata.version("lrjax")
+
+# Flax serialization of every schedule, without importing flax.
+from lrjax import _flax
+
+_flax.install()
+del _flax
 
 __all__ = [
     # The base, the dict round trip.
@@ -106,6 +113,7 @@ __all__ = [
     # Schedules inside optax optimizers.
     "InjectHyperparamsState",
     "inject_hyperparams",
+    "group_rates",
     "branch",
     "hyperparams",
     "hyperparams_by_group",

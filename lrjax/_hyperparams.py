@@ -22,6 +22,7 @@ from lrjax._opt_state import (
     like,
     map_states,
     only_state,
+    path_keys,
     states_by_group,
     value_of,
 )
@@ -363,7 +364,7 @@ def _by_key(tree: Any) -> Any:
     return tree
   out: dict[Any, Any] = {}
   for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
-    keys = [getattr(k, "name", getattr(k, "key", getattr(k, "idx", k))) for k in path]
+    keys = path_keys(path)
     node = out
     for key in keys[:-1]:
       node = node.setdefault(key, {})

@@ -30,6 +30,7 @@ __all__ = [
     "like",
     "map_states",
     "only_state",
+    "path_keys",
     "states_by_group",
     "states_in",
     "value_of",
@@ -52,6 +53,16 @@ def value_of(x: Any) -> Any:
 def like(old: Any, new: Any) -> Any:
   """`new` in `old`'s wrapper: a new NNX variable if `old` is one."""
   return old.replace(new) if is_variable(old) else new
+
+
+def path_keys(path: tuple[Any, ...]) -> tuple[Any, ...]:
+  """A JAX key path as plain keys: dict keys, attribute names, indices.
+
+  The keys ``nnx.State`` uses for the same places.
+  """
+  return tuple(
+      getattr(k, "key", getattr(k, "name", getattr(k, "idx", k))) for k in path
+  )
 
 
 class _Found(NamedTuple):
