@@ -189,6 +189,32 @@ def test_no_page_asks_for_anything_outside_the_site(site, browsed):
   assert any(u.split("?")[0].endswith(".woff") and "/mathjax/" in u for u in sched), sched
 
 
+# What makes a browser fetch a URL as it reads a file (a link <a href> does not).
+_HTML_LOAD = re.compile(
+    r"<(?:script|img|iframe|source|video|audio|embed|track)\b[^>]*?\bsrc\s*=\s*[\"']?(?:https?:)?//"
+    r"|<link\b(?=[^>]*\brel\s*=\s*[\"']?(?:stylesheet|preload|modulepreload|prefetch|preconnect|dns-prefetch|icon))"
+    r"[^>]*?\bhref\s*=\s*[\"']?(?:https?:)?//", re.I)
+_CSS_LOAD = re.compile(r"url\(\s*[\"']?(?:https?:)?//|@import\s+[\"'](?:https?:)?//", re.I)
+
+
+def test_no_built_file_points_a_load_outside_the_site(site):
+  """The files themselves, beside what the browser asked for: a font or
+  icon that a page did not happen to use is caught here too."""
+  # The patterns catch what Sphinx writes by default (MathJax from a CDN).
+  assert _HTML_LOAD.search('<script defer="defer" src="https://cdn.jsdelivr.net/npm/mathjax@4/tex-mml-chtml.js">')
+  assert _HTML_LOAD.search('<link rel="stylesheet" href="//fonts.example/css">')
+  assert not _HTML_LOAD.search('<a class="reference external" href="https://github.com/lrjax/lrjax">')
+  assert _CSS_LOAD.search("@font-face{src:url(https://fonts.example/a.woff2)}")
+  htmls = sorted(site.rglob("*.html"))
+  csss = sorted(site.rglob("*.css"))
+  assert len(htmls) >= 10 and len(csss) >= 5, (len(htmls), len(csss))
+  found = [f"{p.relative_to(site)}: {m.group(0)[:120]}" for p in htmls
+           for m in _HTML_LOAD.finditer(p.read_text(encoding="utf-8", errors="replace"))]
+  found += [f"{p.relative_to(site)}: {m.group(0)}" for p in csss
+            for m in _CSS_LOAD.finditer(p.read_text(encoding="utf-8", errors="replace"))]
+  assert not found, "loads from outside the site:\n" + "\n".join(found)
+
+
 def test_pages_fit_the_window_wide_tables_scroll_pictures_fit(browsed):
   pages, _ = browsed
   problems = []
