@@ -28,6 +28,7 @@ Three directives written here keep the pages in step with the code:
 from __future__ import annotations
 
 import contextlib
+import importlib
 import inspect
 import io
 import os
@@ -60,9 +61,7 @@ extensions = [
     "sphinx.ext.autodoc",
     "sphinx.ext.autosummary",
     "sphinx.ext.napoleon",
-    "sphinx.ext.mathjax",
-    # MathJax served from the site itself (_static/mathjax), not from a CDN.
-    "sphinx-mathjax-offline",
+    "sphinx.ext.mathjax",  # served from the site itself: see setup() below
 ]
 
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
@@ -463,6 +462,12 @@ def _on_include_read(app, relative_path, parent_docname, content) -> None:
 
 
 def setup(app):
+  # MathJax from the site itself, not a CDN: sphinx-mathjax-offline's setup
+  # points mathjax_path at _static/mathjax/tex-chtml.js and copies its MathJax
+  # 3 there after each build. Called here rather than listed in `extensions`,
+  # where Sphinx would warn (an error under -W) at `-j N` that the package
+  # does not declare itself safe for parallel reading.
+  importlib.import_module("sphinx-mathjax-offline").setup(app)
   app.add_directive("lrjax-api", ApiDirective)
   app.add_directive("lrjax-formulas", FormulasDirective)
   app.add_directive("lrjax-cli", CliDirective)
