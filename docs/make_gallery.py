@@ -133,6 +133,13 @@ EXAMPLES: dict[str, Example] = {
         "warmup(exponential_decay(0.1, decay_steps=2345, decay_rate=0.5), steps=938, shape='cosine')",
         "warmup(cosine_decay(0.1, decay_steps=14070), steps=938, shift=False)",
     )),
+    "cooldown": Example((
+        "cooldown(constant(0.1), start=9380, decay_steps=4221)",
+        "cooldown(cosine_decay(0.1, decay_steps=14070), start=7035, decay_steps=2814, "
+        "shape='linear')",
+        "cooldown(multistep(0.1, milestones=[4690, 9380], gamma=0.3), start=11256, "
+        "decay_steps=2814, end_value=0.001, shape='cosine')",
+    )),
     "with_noise": Example((
         "per_epoch(with_noise(cosine_decay(0.1, decay_steps=30), seed=42, begin_step=5, "
         "end_step=24), steps_per_epoch=469)",

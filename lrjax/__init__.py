@@ -38,6 +38,7 @@ from lrjax._cyclic import one_cycle as one_cycle
 from lrjax._cyclic import one_cycle_momentum as one_cycle_momentum
 
 # Combinators.
+from lrjax._combine import cooldown as cooldown
 from lrjax._combine import per_epoch as per_epoch
 from lrjax._combine import product as product
 from lrjax._combine import sequence as sequence
@@ -104,6 +105,7 @@ __all__ = [
     "one_cycle",
     "one_cycle_momentum",
     # Combinators.
+    "cooldown",
     "per_epoch",
     "product",
     "sequence",

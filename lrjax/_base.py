@@ -58,17 +58,13 @@ class Schedule:
 
   name: ClassVar[str]
 
-  def _value(self, step: jax.Array) -> jax.Array:
-    """The rate at `step` (already cast by `as_step`); any float dtype."""
-    raise NotImplementedError
-
   def value_at(self, step: jax.Array) -> jax.Array:
     """The rate at a step already cast by `as_step`, not broadcast or cast.
 
-    What a schedule that wraps others (`warmup`, `sequence`, `product`)
-    evaluates them with, inside its own `_value`.
+    What each subclass implements, and what a schedule that wraps others
+    (`warmup`, `sequence`, `product`) evaluates them with.
     """
-    return self._value(step)
+    raise NotImplementedError
 
   def __call__(self, step: Any) -> jax.Array:
     return _evaluate(self, step)
@@ -188,16 +184,37 @@ def since(step: jax.Array, start: Any) -> jax.Array:
   return jnp.where(step >= s, step - s, jnp.zeros_like(step))
 
 
-def cosine_weights(done: jax.Array, left: jax.Array, span: jax.Array):
-  """``(w, 1 - w)`` for ``w = (1 + cos(pi z)) / 2``, ``z = done / span``.
+def power_weights(x: jax.Array, rest: jax.Array, k: Any):
+  """``(x**k, 1 - x**k)`` given ``x`` and ``rest = 1 - x``, each computed on its own.
 
-  With ``1 - z = left / span`` taken from its own count, ``w = sin(pi (1 - z)
-  / 2) ** 2`` and ``1 - w = sin(pi z / 2) ** 2`` each keep float32 relative
-  precision at both ends (``1 + cos`` cancels near ``z = 1``), and ``a * w +
-  b * (1 - w)`` goes from `a` to `b` without cancelling whichever is larger.
+  At ``k == 1`` they are `x` and `rest` themselves; otherwise ``1 - x**k`` is
+  ``-expm1(k log x)``, which keeps its precision near ``x = 1`` where
+  ``1 - x**k`` would cancel. `k` is a leaf (any float, traced or not).
   """
-  w = jnp.sin((0.5 * math.pi) * (left / span))
-  v = jnp.sin((0.5 * math.pi) * (done / span))
+  k = f32(k)
+  one = k == 1.0
+  return (jnp.where(one, x, x**k),
+          jnp.where(one, rest, -jnp.expm1(k * log_from(x, rest))))
+
+
+def cosine_weights(done: jax.Array, left: jax.Array, span: jax.Array, *,
+                   cycles: Any = 0.5, k: Any = 1.0):
+  """``(w, 1 - w)``, ``w = (1 + cos(2 pi c z**k)) / 2``, ``z = done / span``.
+
+  `c` = `cycles` (0.5: half a wave, from 1 down to 0) and `k` the power of
+  the position (timm's k-decay), both leaves. With ``1 - z = left / span``
+  taken from its own count, for ``c == 0.5`` each weight is a squared sine of
+  its own position, ``w = sin(pi (1 - z**k) / 2) ** 2`` and ``1 - w = sin(pi
+  z**k / 2) ** 2``, so both keep float32 relative precision at both ends
+  (``1 + cos`` cancels near ``z = 1``) and ``a * w + b * (1 - w)`` goes from
+  `a` to `b` without cancelling whichever is larger; for other `c`, ``cos(pi
+  c z**k) ** 2`` and ``sin(pi c z**k) ** 2``.
+  """
+  zk, rk = power_weights(done / span, left / span, k)
+  c = f32(cycles)
+  half = c == 0.5
+  w = jnp.where(half, jnp.sin((0.5 * math.pi) * rk), jnp.cos(math.pi * c * zk))
+  v = jnp.where(half, jnp.sin((0.5 * math.pi) * zk), jnp.sin(math.pi * c * zk))
   return w * w, v * v
 
 

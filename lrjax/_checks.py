@@ -34,6 +34,7 @@ __all__ = [
     "check_sum",
     "concrete",
     "fail",
+    "warn_growth",
     "warn_rising",
 ]
 
@@ -193,11 +194,36 @@ def check_schedule(fn: str, name: str, x: Any) -> Any:
   return x
 
 
-def check_order(fn: str, small: str, a: Any, big: str, b: Any) -> None:
-  """``a <= b`` where both are known."""
-  ka, kb = concrete(a), concrete(b)
-  if ka is not None and kb is not None and np.any(ka > kb):
-    raise ValueError(f"{fn}: {small} must be <= {big}, got {small}={a!r}, {big}={b!r}")
+_ORDERS = {"<": np.less, "<=": np.less_equal, ">": np.greater, ">=": np.greater_equal}
+
+
+def check_order(
+    fn: str, name: str, x: Any, op: str, other: str, y: Any, *, when: str = "",
+    where: Any = True,
+) -> None:
+  """``x op y`` (`op` one of ``<``, ``<=``, ``>``, ``>=``) where both are known.
+
+  `where` (a concrete bool, or bool array broadcast against the two) limits
+  the check to where it holds; `when` says so in the message:
+  ``f"{fn}: {name} must be {op} {other}{when}, got {name}={x!r}, {other}={y!r}"``.
+  """
+  kx, ky = concrete(x), concrete(y)
+  if kx is not None and ky is not None and np.any(where & ~_ORDERS[op](kx, ky)):
+    raise ValueError(
+        f"{fn}: {name} must be {op} {other}{when}, got {name}={x!r}, {other}={y!r}"
+    )
+
+
+def warn_growth(fn: str, name: str, factor: Any, *, what: str = "the rate",
+                hint: str = "") -> None:
+  """Warns (at the constructor's caller) when a repeated `factor` above 1 grows
+  `what` to inf."""
+  k = concrete(factor)
+  if k is not None and np.any(k > 1):
+    warnings.warn(
+        f"{fn}: {name}={factor!r} > 1 grows {what} without bound (to inf){hint}",
+        stacklevel=3,
+    )
 
 
 def warn_rising(fn: str, start: str, a: Any, end: str, b: Any) -> None:

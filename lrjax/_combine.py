@@ -1,8 +1,9 @@
-"""Combinators: warmup, sequence, switch, per-epoch indexing, products and noise."""
+"""Combinators: warmup, cooldown, sequence, switch, per-epoch indexing,
+products and noise."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import collections.abc
 from typing import Any
 
 import jax
@@ -19,7 +20,7 @@ from lrjax._decay import constant
 class Product(Schedule):
   schedules: tuple[Schedule, ...]
 
-  def _value(self, step: jax.Array) -> jax.Array:
+  def value_at(self, step: jax.Array) -> jax.Array:
     out = _base.f32(1.0)
     for s in self.schedules:
       out = out * s.value_at(step)
@@ -80,7 +81,7 @@ class Warmup(Schedule):
   shape: str = static_field(default="linear")
   shift: bool = static_field(default=True)
 
-  def _value(self, step: jax.Array) -> jax.Array:
+  def value_at(self, step: jax.Array) -> jax.Array:
     target = self.schedule.value_at(jnp.zeros((), step.dtype))
     ramp = _base.along(self.shape, self.init_value, target, step, 0, self.steps)
     inner = _base.since(step, self.steps) if self.shift else step
@@ -156,12 +157,118 @@ def warmup(
   )
 
 
+@schedule_class("cooldown")
+class Cooldown(Schedule):
+  schedule: Schedule
+  start: Any
+  decay_steps: Any
+  end_value: Any
+  shape: str = static_field(default="1-sqrt")
+
+  def value_at(self, step: jax.Array) -> jax.Array:
+    start = _base.like_step(step, self.start)
+    # The rate in effect at `start`, from the wrapped schedule's leaves. The
+    # decay weighs the two ends, v0 * f + end * (1 - f): at `start` f is 1 and
+    # 1 - f is 0 exactly, so the rate there is v0 whatever end_value is.
+    rate_at_start = self.schedule.value_at(start)
+    decay = _base.along(self.shape, rate_at_start, self.end_value, step, start,
+                        self.decay_steps)
+    return jnp.where(_base.reached(step, start), decay, self.schedule.value_at(step))
+
+
+@constructor
+def cooldown(
+    schedule: Schedule,
+    *,
+    start: int,
+    decay_steps: int,
+    end_value: float = 0.0,
+    shape: str = "1-sqrt",
+) -> Cooldown:
+  r"""`schedule` until `start`, then a decay from the rate in effect there.
+
+  .. math::
+    \eta(t) = \begin{cases}
+      s(t) & t < S \\
+      s(S)\, f(p) + v_e\, (1 - f(p)), \quad p = \frac{t - S}{D}
+        & S \le t < S + D \\
+      v_e & t \ge S + D
+    \end{cases}
+
+  with :math:`s` = `schedule`, :math:`S` = `start`, :math:`D` =
+  `decay_steps`, :math:`v_e` = `end_value` and the shape :math:`f(p) = 1 - p`
+  (``"linear"``), :math:`(1 + \cos \pi p) / 2` (``"cosine"``) or
+  :math:`1 - \sqrt{p}` (``"1-sqrt"``), the decay shapes of Hugging Face's
+  ``get_wsd_schedule`` (``decay_type``). This is the cooldown of a
+  warmup-stable-decay run decided during the run: train on any schedule and,
+  from any step, cool down over a short phase. The decay starts from
+  :math:`s(S)`, computed from `schedule`'s leaves in the same call, so the
+  rate is continuous at `start`: ``cooldown(s, start=S, ...)(S)`` equals
+  ``s(S)`` to float32 rounding whatever `end_value` is (the two ends are
+  weighed, never subtracted). `start`, `decay_steps` and `end_value` are
+  leaves: cooldowns at K starts stack (:func:`lrjax.stack`) and sweep under
+  ``jax.vmap``, and one swaps into an optimizer state
+  (:func:`lrjax.set_hyperparams`) without a new trace.
+
+  An `end_value` above ``s(start)`` is legal: the rate rises to it. (Like the
+  other combinators, `cooldown` does not evaluate `schedule` when it is built,
+  so it does not warn.) This is not `reduce_on_plateau`'s ``cooldown``, the
+  number of evaluations it waits after a cut.
+
+  Args:
+    schedule: the schedule to follow before `start`, an lrjax schedule.
+    start: the first step of the decay, an integer >= 0.
+    decay_steps: the length of the decay, an integer >= 1.
+    end_value: the rate from ``step == start + decay_steps`` on, >= 0.
+    shape: ``"linear"``, ``"cosine"`` or ``"1-sqrt"``.
+
+  Returns:
+    A `Schedule`.
+
+  Raises:
+    ValueError: if `schedule` is not an lrjax schedule (a plain function
+      included), `start` is not an integer >= 0, `decay_steps` is not an
+      integer >= 1, ``start + decay_steps`` is past 2**31 - 1, `end_value` is
+      negative or not finite, or `shape` is unknown.
+
+  Example:
+    >>> import lrjax
+    >>> run = lrjax.warmup_stable_decay(0.1, warmup_steps=10, stable_steps=990,
+    ...                                 decay_steps=100)
+    >>> s = lrjax.cooldown(run, start=400, decay_steps=100)
+    >>> print(f"{s(399):.4f} {s(400):.4f} {s(425):.4f} {s(500):.4f}")
+    0.1000 0.1000 0.0500 0.0000
+    >>> s = lrjax.cooldown(lrjax.cosine_decay(0.1, decay_steps=100), start=50,
+    ...                    decay_steps=10, shape="linear", end_value=0.01)
+    >>> print(f"{s(50):.4f} {s(55):.4f} {s(60):.4f}")
+    0.0500 0.0300 0.0100
+
+  References:
+    Hägele et al. 2024, "Scaling Laws and Compute-Optimal Training Beyond
+    Fixed Training Durations" (arXiv:2405.18392; the "1-sqrt" cooldown); Hu
+    et al. 2024, "MiniCPM" (arXiv:2404.06395; the WSD schedule and its
+    decay from a saved checkpoint); Hugging Face ``get_wsd_schedule``.
+  """
+  fn = "cooldown"
+  schedule = _checks.check_schedule(fn, "schedule", schedule)
+  start = _checks.check_int(fn, "start", start, low=0)
+  decay_steps = _checks.check_int(fn, "decay_steps", decay_steps, low=1)
+  _checks.check_sum(fn, ["start", "decay_steps"], [start, decay_steps])
+  return Cooldown(
+      schedule=schedule,
+      start=start,
+      decay_steps=decay_steps,
+      end_value=_checks.check_float(fn, "end_value", end_value, low=0.0),
+      shape=_checks.check_choice(fn, "shape", shape, _checks.SHAPES),
+  )
+
+
 @schedule_class("sequence")
-class Sequential(Schedule):
+class Sequence(Schedule):
   schedules: tuple[Schedule, ...]
   boundaries: tuple[Any, ...]
 
-  def _value(self, step: jax.Array) -> jax.Array:
+  def value_at(self, step: jax.Array) -> jax.Array:
     starts = (0,) + tuple(self.boundaries)
     values = jnp.stack([
         jnp.broadcast_to(s.value_at(_base.since(step, b)), step.shape)
@@ -172,7 +279,10 @@ class Sequential(Schedule):
 
 
 @constructor
-def sequence(schedules: Sequence[Schedule], *, boundaries: Sequence[int]) -> Sequential:
+def sequence(
+    schedules: collections.abc.Sequence[Schedule], *,
+    boundaries: collections.abc.Sequence[int],
+) -> Sequence:
   """Runs schedule i on ``[boundaries[i-1], boundaries[i])``, each from its own step 0.
 
   .. math::
@@ -204,7 +314,8 @@ def sequence(schedules: Sequence[Schedule], *, boundaries: Sequence[int]) -> Seq
     ``torch.optim.lr_scheduler.SequentialLR``; ``optax.join_schedules``.
   """
   fn = "sequence"
-  if isinstance(schedules, (str, bytes)) or not isinstance(schedules, Sequence):
+  if isinstance(schedules, (str, bytes)) or not isinstance(
+      schedules, collections.abc.Sequence):
     raise ValueError(f"{fn}: schedules must be a sequence of schedules, got {schedules!r}")
   scheds = tuple(
       _checks.check_schedule(fn, f"schedules[{i}]", s) for i, s in enumerate(schedules)
@@ -215,7 +326,7 @@ def sequence(schedules: Sequence[Schedule], *, boundaries: Sequence[int]) -> Seq
         f"{fn}: needs len(schedules) == len(boundaries) + 1, got "
         f"{len(scheds)} schedules and {len(bounds)} boundaries"
     )
-  return Sequential(schedules=scheds, boundaries=bounds)
+  return Sequence(schedules=scheds, boundaries=bounds)
 
 
 @schedule_class("switch")
@@ -223,7 +334,7 @@ class Switch(Schedule):
   schedules: tuple[Schedule, ...]
   index: Any
 
-  def _value(self, step: jax.Array) -> jax.Array:
+  def value_at(self, step: jax.Array) -> jax.Array:
     values = jnp.stack([jnp.broadcast_to(s.value_at(step), step.shape) for s in self.schedules],
                        axis=-1)
     index = jnp.clip(jnp.asarray(self.index, jnp.int32), 0, len(self.schedules) - 1)
@@ -231,7 +342,7 @@ class Switch(Schedule):
 
 
 @constructor
-def switch(schedules: Sequence[Schedule], *, index: int) -> Switch:
+def switch(schedules: collections.abc.Sequence[Schedule], *, index: int) -> Switch:
   """Schedule ``schedules[index]``, the index a leaf of the schedule.
 
   .. math::
@@ -269,7 +380,8 @@ def switch(schedules: Sequence[Schedule], *, index: int) -> Switch:
     ``jax.lax.switch``, whose branches are functions where these are values.
   """
   fn = "switch"
-  if isinstance(schedules, (str, bytes)) or not isinstance(schedules, Sequence) or not schedules:
+  if (isinstance(schedules, (str, bytes))
+      or not isinstance(schedules, collections.abc.Sequence) or not schedules):
     raise ValueError(f"{fn}: schedules must be a non-empty sequence of schedules, got {schedules!r}")
   scheds = tuple(
       _checks.check_schedule(fn, f"schedules[{i}]", s) for i, s in enumerate(schedules)
@@ -286,7 +398,7 @@ class PerEpoch(Schedule):
   schedule: Schedule
   steps_per_epoch: Any
 
-  def _value(self, step: jax.Array) -> jax.Array:
+  def value_at(self, step: jax.Array) -> jax.Array:
     epoch = _base.floor_div(step, self.steps_per_epoch)
     return self.schedule.value_at(epoch.astype(step.dtype))
 
@@ -373,7 +485,7 @@ class WithNoise(Schedule):
     n = jax.vmap(draw)(low.reshape(-1), high.reshape(-1)).reshape(step.shape)
     return jnp.clip(n, -bound, bound)
 
-  def _value(self, step: jax.Array) -> jax.Array:
+  def value_at(self, step: jax.Array) -> jax.Array:
     on = _base.reached(step, self.begin_step)
     if self.end_step is not None:
       on = on & ~_base.reached(step, self.end_step)
@@ -453,10 +565,6 @@ def with_noise(
   begin_step = _checks.check_int(fn, "begin_step", begin_step, low=0)
   if end_step is not None:
     end_step = _checks.check_int(fn, "end_step", end_step, low=1)
-    kb, ke = _checks.concrete(begin_step), _checks.concrete(end_step)
-    if kb is not None and ke is not None and np.any(ke <= kb):
-      raise ValueError(
-          f"{fn}: end_step must be > begin_step, got begin_step={begin_step!r}, "
-          f"end_step={end_step!r}")
+    _checks.check_order(fn, "end_step", end_step, ">", "begin_step", begin_step)
   return WithNoise(schedule=schedule, seed=seed, pct=pct, std=std, kind=kind,
                    begin_step=begin_step, end_step=end_step)

@@ -3,12 +3,10 @@ warmup-stable-decay and REX."""
 
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from lrjax import _base, _checks
 from lrjax._base import Schedule, schedule_class, static_field
@@ -36,40 +34,6 @@ def _check_warmup_decay(
   return peak_value, warmup_steps, stable_steps, decay_steps, init_value, end_value
 
 
-def _position_weights(done, left, span, k):
-  """``(z**k, 1 - z**k)`` for ``z = done / span`` (timm's k-decay position).
-
-  At ``k == 1`` each is its own count over `span` (exact at both ends);
-  otherwise ``1 - z**k`` is ``-expm1(k log z)``, precise near ``z = 1``.
-  """
-  z, r = done / span, left / span
-  k = _base.f32(k)
-  one = k == 1.0
-  zk = jnp.where(one, z, z**k)
-  rk = jnp.where(one, r, -jnp.expm1(k * _base.log_from(z, r)))
-  return zk, rk
-
-
-def _cosine_weights(done, left, span, *, cycles=0.5, k=1.0):
-  """``(w, 1 - w)``, ``w = (1 + cos(2 pi c z**k)) / 2``, ``z = done / span``.
-
-  `c` = `cycles` (0.5: half a wave, from 1 down to 0). For ``c == 0.5`` each
-  weight is a squared sine of its own position (``sin(pi (1 - z**k) / 2)**2``
-  and ``sin(pi z**k / 2)**2``), so both keep float32 relative precision at
-  both ends; for other `c`, ``cos(pi c z**k)**2`` and ``sin(pi c z**k)**2``.
-  """
-  zk, rk = _position_weights(done, left, span, k)
-  c = _base.f32(cycles)
-  half = c == 0.5
-  w_half = jnp.sin((0.5 * np.pi) * rk)
-  v_half = jnp.sin((0.5 * np.pi) * zk)
-  w_any = jnp.cos(np.pi * c * zk)
-  v_any = jnp.sin(np.pi * c * zk)
-  w = jnp.where(half, w_half, w_any)
-  v = jnp.where(half, v_half, v_any)
-  return w * w, v * v
-
-
 # --- cosine_decay --------------------------------------------------------------
 
 
@@ -84,17 +48,13 @@ class CosineDecay(Schedule):
   cycles: Any = 0.5
   k_decay: Any = 1.0
 
-  def _value(self, step: jax.Array) -> jax.Array:
+  def value_at(self, step: jax.Array) -> jax.Array:
     w = self.warmup_steps
     ramp = _base.along("linear", self.init_value, self.peak_value, step, 0, w)
-    up, down = _cosine_weights(*_base.progress(step, w, self.decay_steps),
-                               cycles=self.cycles, k=self.k_decay)
-    # optax's exponent: the cosine's weight w becomes w**exponent, and 1 - w**e
-    # is taken as -expm1(e log w) so that it keeps its precision near w = 1.
-    e = _base.f32(self.exponent)
-    one = e == 1.0
-    up_e = jnp.where(one, up, up**e)
-    down_e = jnp.where(one, down, -jnp.expm1(e * _base.log_from(up, down)))
+    up, down = _base.cosine_weights(*_base.progress(step, w, self.decay_steps),
+                                    cycles=self.cycles, k=self.k_decay)
+    # optax's exponent: the cosine's weight w becomes w**exponent.
+    up_e, down_e = _base.power_weights(up, down, self.exponent)
     decay = _base.f32(self.peak_value) * up_e + _base.f32(self.end_value) * down_e
     return jnp.where(_base.reached(step, w), decay, ramp)
 
@@ -279,7 +239,7 @@ class CosineRestarts(Schedule):
     s0, s1 = start(i), start(i + 1.0)
     return i, t - s0, s1 - t, s1 - s0
 
-  def _value(self, step: jax.Array) -> jax.Array:
+  def value_at(self, step: jax.Array) -> jax.Array:
     init, end = _base.f32(self.init_value), _base.f32(self.end_value)
     uniform = _base.f32(self.t_mul) == 1.0
     parts = [
@@ -289,7 +249,7 @@ class CosineRestarts(Schedule):
     i, done, left, span = parts
     factor = _base.f32(self.m_mul) ** i
     peak = init * factor if self.scale_peak else end + (init - end) * factor
-    up, down = _cosine_weights(done, left, span, k=self.k_decay)
+    up, down = _base.cosine_weights(done, left, span, k=self.k_decay)
     value = peak * up + end * down
     if self.cycle_limit is None:
       return value
@@ -408,12 +368,7 @@ def cosine_restarts(
     cycle_limit = _checks.check_int(fn, "cycle_limit", cycle_limit, low=1)
   k_decay = _checks.check_float(fn, "k_decay", k_decay, low=0.0, low_open=True)
   scale_peak = _checks.check_bool(fn, "scale_peak", scale_peak)
-  km = _checks.concrete(m_mul)
-  if km is not None and np.any(km > 1):
-    warnings.warn(
-        f"{fn}: m_mul={m_mul!r} > 1 grows the peaks without bound (to inf)",
-        stacklevel=2,
-    )
+  _checks.warn_growth(fn, "m_mul", m_mul, what="the peaks")
   _checks.warn_rising(fn, "init_value", init_value, "end_value", end_value)
   return CosineRestarts(
       init_value=init_value,
@@ -441,7 +396,7 @@ class WarmupStableDecay(Schedule):
   decay_shape: str = static_field(default="linear")
   warmup_shape: str = static_field(default="linear")
 
-  def _value(self, step: jax.Array) -> jax.Array:
+  def value_at(self, step: jax.Array) -> jax.Array:
     w = _base.like_step(step, self.warmup_steps)
     start = w + _base.like_step(step, self.stable_steps)
     # The warmup's weight on the peak is f(1 - p) for the decay shape f (p,
@@ -562,7 +517,7 @@ class Rex(Schedule):
   warmup_steps: Any
   init_value: Any
 
-  def _value(self, step: jax.Array) -> jax.Array:
+  def value_at(self, step: jax.Array) -> jax.Array:
     peak, end = _base.f32(self.peak_value), _base.f32(self.end_value)
     w = self.warmup_steps
     done, left, span = _base.progress(step, w, self.decay_steps)

@@ -46,7 +46,7 @@ class Cyclic(Schedule):
   gamma: Any
   mode: str = static_field(default="triangular")
 
-  def _value(self, step: jax.Array) -> jax.Array:
+  def value_at(self, step: jax.Array) -> jax.Array:
     base = _base.f32(self.base_value)
     return base + (_base.f32(self.max_value) - base) * _cyclic_wave(self, step)
 
@@ -60,7 +60,7 @@ class CyclicMomentum(Schedule):
   gamma: Any
   mode: str = static_field(default="triangular")
 
-  def _value(self, step: jax.Array) -> jax.Array:
+  def value_at(self, step: jax.Array) -> jax.Array:
     top = _base.f32(self.max_value)
     return top - (top - _base.f32(self.base_value)) * _cyclic_wave(self, step)
 
@@ -71,12 +71,7 @@ def _check_band(
   """A band `base_value` <= `max_value`, both >= 0 (and <= `high`)."""
   base_value = _checks.check_float(fn, "base_value", base_value, low=0.0, high=high)
   max_value = _checks.check_float(fn, "max_value", max_value, low=0.0, high=high)
-  kb, km = _checks.concrete(base_value), _checks.concrete(max_value)
-  if kb is not None and km is not None and (km < kb).any():
-    raise ValueError(
-        f"{fn}: max_value must be >= base_value, got max_value={max_value!r}, "
-        f"base_value={base_value!r}"
-    )
+  _checks.check_order(fn, "max_value", max_value, ">=", "base_value", base_value)
   return base_value, max_value
 
 
@@ -291,7 +286,7 @@ class OneCycle(Schedule):
   shape: str = static_field(default="cosine")
   three_phase: bool = static_field(default=False)
 
-  def _value(self, step: jax.Array) -> jax.Array:
+  def value_at(self, step: jax.Array) -> jax.Array:
     peak = _base.f32(self.peak_value)
     initial = peak / _base.f32(self.div_factor)
     low = initial / _base.f32(self.final_div_factor)
@@ -308,7 +303,7 @@ class OneCycleMomentum(Schedule):
   shape: str = static_field(default="cosine")
   three_phase: bool = static_field(default=False)
 
-  def _value(self, step: jax.Array) -> jax.Array:
+  def value_at(self, step: jax.Array) -> jax.Array:
     top = _base.f32(self.max_value)
     return _one_cycle_curve(step, self.total_steps, self.pct_start, self.three_phase,
                             self.shape, top, _base.f32(self.base_value), top)

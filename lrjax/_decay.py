@@ -4,13 +4,11 @@ inverse square root and tanh."""
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from lrjax import _base, _checks
 from lrjax._base import Schedule, schedule_class, static_field
@@ -21,7 +19,7 @@ from lrjax._registry import constructor
 class Constant(Schedule):
   value: Any
 
-  def _value(self, step: jax.Array) -> jax.Array:
+  def value_at(self, step: jax.Array) -> jax.Array:
     return _base.f32(self.value)
 
 
@@ -61,7 +59,7 @@ class StepDecay(Schedule):
   step_size: Any
   gamma: Any
 
-  def _value(self, step: jax.Array) -> jax.Array:
+  def value_at(self, step: jax.Array) -> jax.Array:
     k = _base.floor_div(step, self.step_size)
     return _base.f32(self.init_value) * _base.f32(self.gamma) ** _base.f32(k)
 
@@ -103,22 +101,12 @@ def step_decay(init_value: float, *, step_size: int, gamma: float) -> StepDecay:
   """
   fn = "step_decay"
   gamma = _checks.check_float(fn, "gamma", gamma, low=0.0)
-  _warn_growth(fn, "gamma", gamma)
+  _checks.warn_growth(fn, "gamma", gamma)
   return StepDecay(
       init_value=_checks.check_float(fn, "init_value", init_value, low=0.0),
       step_size=_checks.check_int(fn, "step_size", step_size, low=1),
       gamma=gamma,
   )
-
-
-def _warn_growth(fn: str, name: str, factor: Any, hint: str = "") -> None:
-  """Warns when a repeated `factor` above 1 grows the rate to inf."""
-  k = _checks.concrete(factor)
-  if k is not None and np.any(k > 1):
-    warnings.warn(
-        f"{fn}: {name}={factor!r} > 1 grows the rate without bound (to inf){hint}",
-        stacklevel=3,
-    )
 
 
 # --- multistep -----------------------------------------------------------------
@@ -130,7 +118,7 @@ class MultiStep(Schedule):
   milestones: tuple[Any, ...]
   gamma: Any
 
-  def _value(self, step: jax.Array) -> jax.Array:
+  def value_at(self, step: jax.Array) -> jax.Array:
     k = _base.count_reached(step, self.milestones)
     return _base.f32(self.init_value) * _base.f32(self.gamma) ** _base.f32(k)
 
@@ -189,7 +177,7 @@ class PiecewiseConstant(Schedule):
   boundaries: tuple[Any, ...]
   values: tuple[Any, ...]
 
-  def _value(self, step: jax.Array) -> jax.Array:
+  def value_at(self, step: jax.Array) -> jax.Array:
     values = jnp.stack([_base.f32(v) for v in self.values])
     return values[_base.count_reached(step, self.boundaries)]
 
@@ -243,7 +231,7 @@ class PiecewiseInterpolate(Schedule):
   values: tuple[Any, ...]
   shape: str = static_field(default="linear")
 
-  def _value(self, step: jax.Array) -> jax.Array:
+  def value_at(self, step: jax.Array) -> jax.Array:
     n = len(self.boundaries)
     i = _base.count_reached(step, self.boundaries)  # the segment, n: after the last
     starts = jnp.stack([_base.like_step(step, b) for b in (0,) + self.boundaries])
@@ -338,7 +326,7 @@ class ExponentialDecay(Schedule):
   staircase: bool = static_field(default=False)
   end_value: Any = None
 
-  def _value(self, step: jax.Array) -> jax.Array:
+  def value_at(self, step: jax.Array) -> jax.Array:
     init = _base.f32(self.init_value)
     rate = _base.f32(self.decay_rate)
     p = _exponent(step, self.decay_steps, self.staircase)
@@ -425,20 +413,15 @@ def exponential_decay(
   staircase = _checks.check_bool(fn, "staircase", staircase)
   if end_value is not None:
     end_value = _checks.check_float(fn, "end_value", end_value, low=0.0)
-  init, rate, end = _checks.concrete(init_value), _checks.concrete(decay_rate), _checks.concrete(end_value)
-  if init is not None and rate is not None and end is not None:
-    if np.any((rate < 1) & (end > init)):
-      raise ValueError(
-          f"{fn}: end_value must be <= init_value when decay_rate < 1 (it is "
-          f"a floor), got end_value={end_value!r}, init_value={init_value!r}"
-      )
-    if np.any((rate > 1) & (end < init)):
-      raise ValueError(
-          f"{fn}: end_value must be >= init_value when decay_rate > 1 (it is "
-          f"a ceiling), got end_value={end_value!r}, init_value={init_value!r}"
-      )
+  rate = _checks.concrete(decay_rate)
+  if rate is not None:
+    _checks.check_order(fn, "end_value", end_value, "<=", "init_value", init_value,
+                        when=" when decay_rate < 1 (it is a floor)", where=rate < 1)
+    _checks.check_order(fn, "end_value", end_value, ">=", "init_value", init_value,
+                        when=" when decay_rate > 1 (it is a ceiling)", where=rate > 1)
   if end_value is None:
-    _warn_growth(fn, "decay_rate", decay_rate, "; pass end_value as a ceiling")
+    _checks.warn_growth(fn, "decay_rate", decay_rate,
+                        hint="; pass end_value as a ceiling")
   return ExponentialDecay(
       init_value=init_value,
       decay_steps=decay_steps,
@@ -458,7 +441,7 @@ class InverseTimeDecay(Schedule):
   decay_rate: Any
   staircase: bool = static_field(default=False)
 
-  def _value(self, step: jax.Array) -> jax.Array:
+  def value_at(self, step: jax.Array) -> jax.Array:
     p = _exponent(step, self.decay_steps, self.staircase)
     return _base.f32(self.init_value) / (1.0 + _base.f32(self.decay_rate) * p)
 
@@ -524,7 +507,7 @@ class PolynomialDecay(Schedule):
   cycle: bool = static_field(default=False)
   k_decay: Any = 1.0
 
-  def _value(self, step: jax.Array) -> jax.Array:
+  def value_at(self, step: jax.Array) -> jax.Array:
     d = _base.like_step(step, self.decay_steps)
     # frac = 1 - t / horizon, as (horizon - t) / horizon with the difference
     # taken exactly in the step's dtype (no float cancellation, no underflow).
@@ -541,10 +524,8 @@ class PolynomialDecay(Schedule):
     else:
       frac = _base.f32(d - jnp.minimum(step, d)) / _base.f32(d)
       z = _base.f32(jnp.minimum(step, d)) / _base.f32(d)
-    # timm's k-decay: 1 - z becomes 1 - z**k, as -expm1(k log z) (precise
-    # near z = 1).
-    k = _base.f32(self.k_decay)
-    frac = jnp.where(k == 1.0, frac, -jnp.expm1(k * _base.log_from(z, frac)))
+    # timm's k-decay: 1 - z becomes 1 - z**k.
+    _, frac = _base.power_weights(z, frac, self.k_decay)
     init, end = _base.f32(self.init_value), _base.f32(self.end_value)
     return (init - end) * frac ** _base.f32(self.power) + end
 
@@ -628,7 +609,7 @@ class Linear(Schedule):
   end_value: Any
   steps: Any
 
-  def _value(self, step: jax.Array) -> jax.Array:
+  def value_at(self, step: jax.Array) -> jax.Array:
     init, end = _base.f32(self.init_value), _base.f32(self.end_value)
     frac = _base.f32(step) / _base.f32(self.steps)
     ramp = init + (end - init) * frac
@@ -687,7 +668,7 @@ class InverseSqrt(Schedule):
   init_value: Any
   timescale: Any = None
 
-  def _value(self, step: jax.Array) -> jax.Array:
+  def value_at(self, step: jax.Array) -> jax.Array:
     peak, w = _base.f32(self.peak_value), _base.f32(self.warmup_steps)
     t = _base.f32(step)
     ramp = _base.along("linear", self.init_value, peak, step, 0, self.warmup_steps)
@@ -794,7 +775,7 @@ class TanhDecay(Schedule):
   lower: Any
   upper: Any
 
-  def _value(self, step: jax.Array) -> jax.Array:
+  def value_at(self, step: jax.Array) -> jax.Array:
     init, end = _base.f32(self.init_value), _base.f32(self.end_value)
     low, up = _base.f32(self.lower), _base.f32(self.upper)
     done, left, span = _base.progress(step, 0, self.decay_steps)
@@ -868,10 +849,7 @@ def tanh_decay(
   end_value = _checks.check_float(fn, "end_value", end_value, low=0.0)
   lower = _checks.check_float(fn, "lower", lower)
   upper = _checks.check_float(fn, "upper", upper)
-  kl, ku = _checks.concrete(lower), _checks.concrete(upper)
-  if kl is not None and ku is not None and np.any(kl >= ku):
-    raise ValueError(
-        f"{fn}: lower must be < upper, got lower={lower!r}, upper={upper!r}")
+  _checks.check_order(fn, "lower", lower, "<", "upper", upper)
   _checks.warn_rising(fn, "init_value", init_value, "end_value", end_value)
   return TanhDecay(
       init_value=init_value,

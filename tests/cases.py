@@ -109,6 +109,43 @@ CASES += [
          (938, 1876), 1876),
 ]
 
+# --- _combine: cooldown, each shape, from the rate in effect at its start in
+# schedules of different kinds ------------------------------------------------
+CASES += [
+    Case("cooldown_constant_linear",
+         lambda: lrjax.cooldown(lrjax.constant(0.3), start=100, decay_steps=20,
+                                shape="linear"),
+         lambda t: ref.cooldown(t, lambda u: ref.constant(u, 0.3), 100, 20,
+                                shape="linear"), (100, 120), 120),
+    # From the stable phase of a WSD run, long before its own decay.
+    Case("cooldown_wsd_stable_1sqrt",
+         lambda: lrjax.cooldown(
+             lrjax.warmup_stable_decay(0.1, warmup_steps=10, stable_steps=1000,
+                                       decay_steps=100), start=500, decay_steps=200,
+             end_value=0.001),
+         lambda t: ref.cooldown(t, lambda u: ref.wsd(u, 0.1, 10, 1000, 100), 500, 200,
+                                end=0.001), (10, 500, 700), 700),
+    Case("cooldown_cosine_cosine",
+         lambda: lrjax.cooldown(lrjax.cosine_decay(0.2, decay_steps=100), start=37,
+                                decay_steps=30, end_value=0.002, shape="cosine"),
+         lambda t: ref.cooldown(
+             t, lambda u: ref.cosine_annealing(np.minimum(u, 100), 0.2, 100), 37, 30,
+             end=0.002, shape="cosine"), (37, 67), 67),
+    # At a milestone: the decay starts from the rate after it.
+    Case("cooldown_multistep_at_milestone",
+         lambda: lrjax.cooldown(lrjax.multistep(0.1, milestones=[30, 60], gamma=0.1),
+                                start=30, decay_steps=10),
+         lambda t: ref.cooldown(t, lambda u: ref.multistep_lr(u, 0.1, [30, 60], 0.1),
+                                30, 10), (30, 40), 40),
+    # One step before a milestone: from the rate before it; the milestone
+    # inside the cooldown changes nothing.
+    Case("cooldown_multistep_before_milestone",
+         lambda: lrjax.cooldown(lrjax.multistep(0.1, milestones=[30, 60], gamma=0.1),
+                                start=59, decay_steps=25, shape="linear"),
+         lambda t: ref.cooldown(t, lambda u: ref.multistep_lr(u, 0.1, [30, 60], 0.1),
+                                59, 25, shape="linear"), (30, 59, 60, 84), 84),
+]
+
 # --- _decay: multistep, piecewise, exponential, inverse-time, polynomial,
 # linear, inverse sqrt -------------------------------------------------------
 CASES += [

@@ -49,6 +49,20 @@ def sequential(t, refs, boundaries):
   return out
 
 
+
+def cooldown(t, base, start, decay_steps, end=0.0, shape="1-sqrt"):
+  """A cooldown from the rate in effect (Hägele et al. 2024; MiniCPM; the
+  decay types of Hugging Face get_wsd_schedule): base(t) before start; then,
+  with v0 = base(start) and p = (t - start) / decay_steps, end + (v0 - end)
+  f(p) with f(p) = 1 - p ("linear"), (1 + cos(pi p)) / 2 ("cosine") or 1 -
+  sqrt(p) ("1-sqrt"); end from start + decay_steps on."""
+  t = np.asarray(t, np.int64)
+  v0 = float(base(np.array([start], np.int64))[0])
+  p = np.clip((t - start) / decay_steps, 0.0, 1.0)
+  f = {"linear": 1.0 - p, "cosine": (1.0 + np.cos(np.pi * p)) / 2,
+       "1-sqrt": 1.0 - np.sqrt(p)}[shape]
+  return np.where(t < start, base(t), end + (v0 - end) * f)
+
 # --- _decay: multistep, piecewise, exponential, inverse-time, polynomial,
 # linear, inverse sqrt -------------------------------------------------------
 

@@ -33,8 +33,9 @@ NAMES = _registry.names()
 # The constructors that can warm up (one_cycle's warmup is its pct_start).
 WARMS_UP = {"cosine_decay", "inverse_sqrt", "one_cycle", "rex", "warmup_stable_decay"}
 # The constructors whose first argument is neither a rate nor a schedule's start.
-OTHER_FIRST = {"constant": "value", "per_epoch": "schedule", "sequence": "schedules",
-               "switch": "schedules", "warmup": "schedule", "with_noise": "schedule"}
+OTHER_FIRST = {"constant": "value", "cooldown": "schedule", "per_epoch": "schedule",
+               "sequence": "schedules", "switch": "schedules", "warmup": "schedule",
+               "with_noise": "schedule"}
 LENGTHS = {"warmup_steps", "decay_steps", "stable_steps", "total_steps", "cycle_steps"}
 SHAPE_NAMES = {"shape", "warmup_shape", "decay_shape"}
 SHAPES = ("linear", "cosine", "1-sqrt")
@@ -50,6 +51,7 @@ FORBIDDEN = {
 # A small valid call of every constructor: positional arguments, keywords.
 BUILD = {
     "constant": ((), dict(value=0.2)),
+    "cooldown": ((), dict(schedule=lrjax.constant(0.3), start=5, decay_steps=10)),
     "cosine_decay": ((), dict(peak_value=0.3, decay_steps=10)),
     "cosine_restarts": ((), dict(init_value=0.2, cycle_steps=10)),
     "cyclic": ((), dict(base_value=0.01, max_value=0.1, step_size_up=5)),
