@@ -2,8 +2,9 @@
 with no network (tests/browser.py). Every formula is typeset, none is left as
 raw LaTeX, and no page asks for anything outside the site: its scripts,
 styles, fonts and MathJax are all in it. The pages keep to the window (wide
-tables scroll inside their own box, pictures fit the column), and the theme's
-parts (navigation, contents, repository link, dark mode) are there."""
+tables scroll inside their own box, pictures fit the column), the theme's
+parts (navigation, contents, repository link, dark mode) are there, and the
+search finds an API entry offline."""
 
 from __future__ import annotations
 
@@ -71,6 +72,21 @@ _READ_PAGE = r"""
 """ % {"repo": json.dumps(REPOSITORY_URL)}
 
 
+# The search page, given a query: the links it lists (Sphinx's search runs in
+# the page, from searchindex.js; it may take a moment).
+SEARCHED = "cosine_restarts"
+_SEARCH_RESULTS = r"""
+(async () => {
+  for (let i = 0; i < 100; i++) {
+    const found = [...document.querySelectorAll('#search-results li a')].map(a => a.href);
+    if (found.length) return JSON.stringify(found);
+    await new Promise(r => setTimeout(r, 100));
+  }
+  return "[]";
+})()
+"""
+
+
 class _MathInSource(HTMLParser):
   """Counts the formulas Sphinx wrote into a page: ``\\(...\\)`` in its
   ``<span class="math">`` and ``\\[...\\]`` in its ``<div class="math">``."""
@@ -120,8 +136,8 @@ def chromium() -> str:
 @pytest.fixture(scope="module")
 def browsed(site, chromium):
   """{page file name: (what the page showed, every URL it requested, failed
-  requests)} for every HTML page of the site, and the dark-mode reading of
-  the schedules page."""
+  requests)} for every HTML page of the site; the dark-mode reading of the
+  schedules page; the links a search finds and the URLs it requested."""
   b = browser.Browser(chromium, width=WIDTH)
   try:
     # As root (CI), the browser must be cut off the network, not only fenced.
@@ -133,20 +149,22 @@ def browsed(site, chromium):
       pages[page.name] = (shown, b.requests(session), b.failed(session))
     session = b.open((site / "schedules.html").as_uri(), dark=True)
     dark = json.loads(b.evaluate(_READ_PAGE, session))
+    session = b.open((site / "search.html").as_uri() + "?q=" + SEARCHED)
+    search = (json.loads(b.evaluate(_SEARCH_RESULTS, session)), b.requests(session))
   finally:
     b.close()
-  return pages, dark
+  return pages, dark, search
 
 
 def test_every_page_was_opened(site, browsed):
-  pages, _ = browsed
+  pages, _, _ = browsed
   sources = {p.stem for p in DOCS.glob("*.md")} | {p.stem for p in DOCS.glob("*.rst")}
   assert {f"{s}.html" for s in sources} <= set(pages)
   assert {"genindex.html", "search.html"} <= set(pages)
 
 
 def test_every_formula_is_typeset_and_none_left_raw(site, browsed):
-  pages, _ = browsed
+  pages, _, _ = browsed
   total = 0
   problems = []
   for name, (shown, _, _) in pages.items():
@@ -171,7 +189,7 @@ def test_every_formula_is_typeset_and_none_left_raw(site, browsed):
 
 
 def test_no_page_asks_for_anything_outside_the_site(site, browsed):
-  pages, _ = browsed
+  pages, _, _ = browsed
   inside = site.as_uri() + "/"
   outside, failed, fonts = [], [], []
   for name, (shown, requests, failures) in pages.items():
@@ -216,7 +234,7 @@ def test_no_built_file_points_a_load_outside_the_site(site):
 
 
 def test_pages_fit_the_window_wide_tables_scroll_pictures_fit(browsed):
-  pages, _ = browsed
+  pages, _, _ = browsed
   problems = []
   wide_tables = pictures_shrunk = 0
   for name, (shown, _, _) in pages.items():
@@ -243,7 +261,7 @@ def test_pages_fit_the_window_wide_tables_scroll_pictures_fit(browsed):
 
 
 def test_theme_navigation_contents_repository_and_dark_mode(browsed):
-  pages, dark = browsed
+  pages, dark, _ = browsed
   light = pages["schedules.html"][0]
   n_pages = len(list(DOCS.glob("*.md"))) + len(list(DOCS.glob("*.rst")))
   assert light["navigation"] >= n_pages - 1, light["navigation"]  # every page but the home page link
@@ -255,3 +273,10 @@ def test_theme_navigation_contents_repository_and_dark_mode(browsed):
   assert _luminance(light["background"]) > 0.8 and _luminance(dark["background"]) < 0.2
   assert dark["math_color"] is not None, "no formula typeset on the dark page"
   assert _luminance(dark["math_color"]) > 0.6, dark["math_color"]
+
+
+def test_search_works_offline(site, browsed):
+  _, _, (found, requests) = browsed
+  assert any(h.endswith(f"api.html#lrjax.{SEARCHED}") for h in found), found
+  inside = site.as_uri() + "/"
+  assert all(u.startswith((inside, "data:", "blob:", "about:")) for u in requests), requests
