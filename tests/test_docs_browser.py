@@ -42,7 +42,7 @@ _READ_PAGE = r"""
   const tables = article ? [...article.querySelectorAll('table')] : [];
   const links = [...document.querySelectorAll('a[href]')].map(a => a.href);
   return JSON.stringify({
-    mathjax: !!(mj && mj.version), version: mj && mj.version,
+    mathjax: !!(mj && mj.version),
     inline: document.querySelectorAll('mjx-container:not([display="true"])').length,
     display: document.querySelectorAll('mjx-container[display="true"]').length,
     errors: [...document.querySelectorAll('mjx-merror')].map(e => e.textContent),
@@ -185,7 +185,6 @@ def test_every_formula_is_typeset_and_none_left_raw(site, browsed):
   schedules = _formulas_in(site / "schedules.html")
   assert schedules[0] >= 50 and schedules[1] >= 20, schedules
   assert total > sum(schedules)
-  assert pages["schedules.html"][0]["version"].startswith("3."), pages["schedules.html"][0]["version"]
 
 
 def test_no_page_asks_for_anything_outside_the_site(site, browsed):
