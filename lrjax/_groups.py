@@ -113,7 +113,7 @@ def group_rates(
     unknown = {x for x in jax.tree.leaves(tree)} - set(multiples)
     if unknown:
       raise ValueError(
-          f"{fn}: labels gives the labels {sorted(map(repr, unknown))} that are not "
+          f"{fn}: labels gives the labels {sorted(unknown, key=repr)!r} that are not "
           f"in multiples (its labels: {list(multiples)})"
       )
     return tree
