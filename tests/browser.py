@@ -54,11 +54,12 @@ class Browser:
 
   def __init__(self, executable: str, *, width: int = 1280, height: int = 900, timeout: float = 60.0):
     self.timeout = timeout
-    self.isolated = bool(_isolation())
+    isolation = _isolation()
+    self.isolated = bool(isolation)
     self._profile = tempfile.mkdtemp(prefix="lrjax-chromium-")
     to_browser_r, self._to_browser = os.pipe()
     self._from_browser, from_browser_w = os.pipe()
-    argv = _isolation() + [
+    argv = isolation + [
         executable, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
         "--remote-debugging-pipe", f"--user-data-dir={self._profile}", f"--window-size={width},{height}",
         "--no-first-run", "--no-default-browser-check", "--disable-extensions", "--disable-sync",
