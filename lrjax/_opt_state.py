@@ -71,15 +71,18 @@ class _Found(NamedTuple):
 
 
 def _fields_mapping(x: Any, fields: tuple[str, ...]) -> bool:
-  """A mapping whose keys are exactly `fields` (a NamedTuple in nnx.State)."""
-  return isinstance(x, Mapping) and len(x) == len(fields) and set(x) == set(fields)
+  """A NamedTuple with `fields` as an ``nnx.State`` holds it: a mapping keyed
+  by the field names; a wrapped optimizer's ``inner_state`` is missing where
+  it holds no arrays (``optax.sgd``'s), as ``nnx.State`` keeps only leaves."""
+  return (isinstance(x, Mapping) and set(x) <= set(fields)
+          and set(fields) - set(x) <= {"inner_state"})
 
 
 def _as_state(x: Any, state_type: type[_S]) -> _S:
   """`x` (the state or its nnx.State mapping) as a `state_type`."""
   if isinstance(x, state_type):
     return x
-  return state_type(**{k: x[k] for k in state_type._fields})  # type: ignore[attr-defined]
+  return state_type(**{k: x.get(k) for k in state_type._fields})  # type: ignore[attr-defined]
 
 
 def _put_back(x: Any, new: Any) -> Any:
