@@ -99,9 +99,16 @@ myst_heading_anchors = 3
 
 # MathJax 3 (the version sphinx-mathjax-offline ships) typesets only what
 # Sphinx marked as math (``:math:``/``{math}`` and ``.. math::``), with Sphinx's
-# delimiters: a "$$" or "\(" in a page's prose stays text.
+# delimiters: a "$$" or "\(" in a page's prose stays text. Its textmacros
+# extension reads ``\_`` inside ``\text{...}`` (``\text{init\_value}``), which
+# MathJax 3 would otherwise show as a backslash and an underscore.
 mathjax3_config = {
-    "tex": {"inlineMath": [["\\(", "\\)"]], "displayMath": [["\\[", "\\]"]]},
+    "loader": {"load": ["[tex]/textmacros"]},
+    "tex": {
+        "inlineMath": [["\\(", "\\)"]],
+        "displayMath": [["\\[", "\\]"]],
+        "packages": {"[+]": ["textmacros"]},
+    },
     "options": {
         "ignoreHtmlClass": "tex2jax_ignore|mathjax_ignore|bd-container",
         "processHtmlClass": "tex2jax_process|mathjax_process|math",

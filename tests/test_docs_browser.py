@@ -36,6 +36,16 @@ _READ_PAGE = r"""
     if (n.parentElement.closest(skip)) continue;
     if (/\\[()\[\]]/.test(n.textContent)) raw.push(n.textContent.trim().slice(0, 100));
   }
+  // TeX left as text inside a typeset formula (\text{init\_value} shown with
+  // its backslash): read from MathJax's own MathML of each formula.
+  const tex_as_text = [];
+  if (mj && mj.startup && mj.startup.document && mj.startup.toMML) {
+    for (const item of mj.startup.document.math) {
+      for (const m of mj.startup.toMML(item.root).matchAll(/<mtext[^>]*>([^<]*)<\/mtext>/g)) {
+        if (m[1].includes('\\')) tex_as_text.push(m[1]);
+      }
+    }
+  }
   const article = document.querySelector('.bd-article');
   const column = article ? article.getBoundingClientRect().width : 0;
   const images = article ? [...article.querySelectorAll('img')] : [];
@@ -46,6 +56,7 @@ _READ_PAGE = r"""
     inline: document.querySelectorAll('mjx-container:not([display="true"])').length,
     display: document.querySelectorAll('mjx-container[display="true"]').length,
     errors: [...document.querySelectorAll('mjx-merror')].map(e => e.textContent),
+    tex_as_text,
     raw,
     font_errors: [...document.fonts].filter(f => f.status === 'error').map(f => f.family),
     page_width: document.documentElement.scrollWidth,
@@ -179,6 +190,8 @@ def test_every_formula_is_typeset_and_none_left_raw(site, browsed):
       problems.append(f"{name}: raw LaTeX left: {shown['raw'][:3]}")
     if shown["errors"]:
       problems.append(f"{name}: TeX errors: {shown['errors'][:3]}")
+    if shown["tex_as_text"]:
+      problems.append(f"{name}: TeX shown as text in formulas: {sorted(set(shown['tex_as_text']))[:3]}")
   assert not problems, "\n".join(problems)
   # The schedules page carries every constructor's formula: the check above
   # counted real formulas, not an empty site.
