@@ -214,6 +214,22 @@ def test_show_json_round_trip(capsys, tmp_path):
                                expected, rtol=5e-6)
 
 
+def test_show_a_cooldown_and_its_nested_json(capsys):
+  expr = "cooldown(constant(0.3), start=100, decay_steps=20)"
+  code, out, _ = run(capsys, "show", expr, "--at", "99,100,105,119,120,5000")
+  assert code == 0
+  got = [float(l.split()[1]) for l in out.splitlines()]
+  # 1-sqrt (the default) from 0.3 at step 100 to 0 at step 120
+  expected = [0.3, 0.3, 0.3 * (1 - np.sqrt(5 / 20)), 0.3 * (1 - np.sqrt(19 / 20)), 0.0, 0.0]
+  np.testing.assert_allclose(got, expected, rtol=5e-6)
+  code, out, _ = run(capsys, "show", expr, "--json")
+  assert json.loads(out) == {"type": "cooldown", "schedule": {"type": "constant", "value": 0.3},
+                             "start": 100, "decay_steps": 20, "end_value": 0.0,
+                             "shape": "1-sqrt"}
+  code, out, _ = run(capsys, "show", expr)
+  assert out.strip() == expr
+
+
 def test_show_prints_the_call_which_parses_back(capsys):
   code, out, _ = run(capsys, "show", "warmup(constant(0.2), steps=3, init_value=0.0)")
   assert code == 0

@@ -10,6 +10,8 @@ The rule (README, "Design and conventions"):
 - A length counts its own phase: `warmup_steps` the warmup, `decay_steps` the
   decay after it, `stable_steps` the flat part; `total_steps` is the whole
   schedule, where a constructor takes the whole.
+- A step where a phase decided later begins is `start` (`cooldown`: not
+  `reduce_on_plateau`'s `cooldown=`, a count of evaluations).
 - A curve's shape is `shape=` (`warmup_shape=` / `decay_shape=` where there
   are two), spelled "linear", "cosine", "1-sqrt".
 - Every argument after the first is keyword-only.
