@@ -1,4 +1,5 @@
-"""Tests for `lrjax.reduce_on_plateau`, `observe_plateau` and `plateau_scale`.
+"""Tests for `lrjax.reduce_on_plateau`, `observe_plateau`, `plateau_scale`,
+`plateau_settings` and `set_plateau_settings`.
 
 Expected scales come from PyTorch's documented ``ReduceLROnPlateau`` algorithm:
 hand-written tables, and `reference_scales` below, a float64 reimplementation
@@ -26,44 +27,40 @@ NAN, INF = float("nan"), float("inf")
 # --- the reference -------------------------------------------------------------
 
 
-def reference_scales(
-    values,
-    *,
-    factor=0.1,
-    patience=10,
-    mode="min",
-    threshold=1e-4,
-    threshold_mode="rel",
-    cooldown=0,
-    min_scale=0.0,
-    eps=1e-8,
-    accumulation_size=1,
-):
+def reference_scales(values, *, changes=None, **settings):
   """The scale after each value, per PyTorch's ReduceLROnPlateau.step (float64).
 
-  Returns a list of (scale, best, num_bad, cooldown_counter) after each value.
+  `settings` are `reduce_on_plateau`'s (its defaults where not given);
+  `changes` maps an index to settings assigned before that value is observed,
+  as a PyTorch user assigns ``scheduler.patience = ...`` mid-run. Returns a
+  list of (scale, best, num_bad, cooldown_counter) after each value.
   """
+  cfg = dict(factor=0.1, patience=10, mode="min", threshold=1e-4, threshold_mode="rel",
+             cooldown=0, min_scale=0.0, eps=1e-8, accumulation_size=1)
+  cfg.update(settings)
 
   def is_better(a, best):
+    threshold, mode = cfg["threshold"], cfg["mode"]
     if not math.isfinite(a):  # lrjax: NaN and infinities are never better
       return False
     if math.isinf(best):  # the first finite value
       return True
-    if mode == "min" and threshold_mode == "rel":
+    if mode == "min" and cfg["threshold_mode"] == "rel":
       return a < best - threshold * abs(best)  # torch: a < best * (1 - t)
     if mode == "min":
       return a < best - threshold
-    if threshold_mode == "rel":
+    if cfg["threshold_mode"] == "rel":
       return a > best + threshold * abs(best)  # torch: a > best * (1 + t)
     return a > best + threshold
 
   scale, num_bad, cooldown_counter = 1.0, 0, 0
-  best = INF if mode == "min" else -INF
+  best = INF if cfg["mode"] == "min" else -INF
   window, out = [], []
-  for v in values:
+  for i, v in enumerate(values):
+    cfg.update((changes or {}).get(i, {}))
     window.append(float(v))
-    if len(window) == accumulation_size:
-      current = sum(window) / accumulation_size
+    if len(window) == cfg["accumulation_size"]:
+      current = sum(window) / cfg["accumulation_size"]
       window = []
       if is_better(current, best):
         best, num_bad = current, 0
@@ -72,11 +69,11 @@ def reference_scales(
       if cooldown_counter > 0:
         cooldown_counter -= 1
         num_bad = 0
-      if num_bad > patience:
-        new_scale = max(scale * factor, min_scale)
-        if scale - new_scale > eps:
+      if num_bad > cfg["patience"]:
+        new_scale = max(scale * cfg["factor"], cfg["min_scale"])
+        if scale - new_scale > cfg["eps"]:
           scale = new_scale
-        cooldown_counter = cooldown
+        cooldown_counter = cfg["cooldown"]
         num_bad = 0
     out.append((scale, best, num_bad, cooldown_counter))
   return out
@@ -617,3 +614,147 @@ def test_inject_hyperparams_changes_take_effect():
   np.testing.assert_allclose(float(lrjax.plateau_scale(state)), 0.025, rtol=1e-6)
   state = lrjax.observe_plateau(state, 5.0)  # the state now carries 0.1
   np.testing.assert_allclose(float(lrjax.plateau_scale(state)), 0.0025, rtol=1e-6)
+
+
+# --- settings inside a state; the scale or a default -------------------------------
+
+# Settings assigned mid-run (before the value at each index), as a PyTorch user
+# assigns ``scheduler.patience = 1`` etc.
+CHANGES = {60: dict(patience=1, factor=0.2),
+           120: dict(threshold=0.01, cooldown=2, min_scale=0.05, eps=1e-3)}
+START = dict(factor=0.5, patience=5)
+
+
+def _observe_with_changes(values, changes):
+  """Scales after each value: a jitted observe_plateau, settings set between."""
+  tx = optax.chain(optax.sgd(0.1), lrjax.reduce_on_plateau(**START))
+  state = tx.init(jnp.ones(2))
+  # A function of this test's own (jit's cache is shared by all jits of one
+  # function, and other tests jit lrjax.observe_plateau itself).
+  observe = jax.jit(lambda state, v: lrjax.observe_plateau(state, v))
+  scales = []
+  for i, v in enumerate(values):
+    if i in changes:
+      state = lrjax.set_plateau_settings(state, **changes[i])
+    state = observe(state, v)
+    scales.append(float(lrjax.plateau_scale(state)))
+  assert observe._cache_size() == 1  # the settings are values: no new trace
+  return scales, state
+
+
+def test_set_plateau_settings_changes_decisions_as_the_reference():
+  values = _random_metric(5, 240)
+  scales, state = _observe_with_changes(values, CHANGES)
+  ref = [r[0] for r in reference_scales(values, changes=CHANGES, **START)]
+  np.testing.assert_allclose(scales, ref, rtol=1e-6)
+  unchanged = [r[0] for r in reference_scales(values, **START)]
+  assert ref != unchanged, "the changes change no decision: a weak test"
+  got = lrjax.plateau_settings(state)
+  expected = dict(factor=0.2, patience=1, threshold=0.01, cooldown=2, min_scale=0.05,
+                  eps=1e-3, accumulation_size=1)
+  assert set(got) == set(expected)
+  for name, value in expected.items():
+    assert got[name].dtype == jnp.float32
+    np.testing.assert_allclose(got[name], value, rtol=1e-7)
+
+
+def test_set_plateau_settings_against_real_torch_attributes():
+  torch = pytest.importorskip("torch")
+  values = _random_metric(5, 240)
+  opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+  sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, **START)
+  torch_scales = []
+  for i, v in enumerate(values):
+    for name, value in CHANGES.get(i, {}).items():
+      if name == "min_scale":
+        sched.min_lrs = [value]
+      else:
+        setattr(sched, name, value)
+    sched.step(float(v))
+    torch_scales.append(opt.param_groups[0]["lr"])
+  scales, _ = _observe_with_changes(values, CHANGES)
+  np.testing.assert_allclose(scales, torch_scales, rtol=1e-6)
+
+
+def test_set_plateau_settings_traced_and_by_group():
+  tx = optax.multi_transform(
+      {g: optax.chain(optax.sgd(0.1), lrjax.reduce_on_plateau(patience=4, factor=0.5))
+       for g in ("a", "b")}, {"w": "a", "b": "b"})
+  state = tx.init({"w": jnp.ones(2), "b": jnp.ones(1)})
+
+  @jax.jit
+  def set_and_observe(state, patience, v):
+    state = lrjax.set_plateau_settings(state, group="a", patience=patience)
+    return lrjax.observe_plateau(state, v)
+
+  for v in (1.0, 2.0):
+    state = set_and_observe(state, jnp.float32(0.0), v)
+  np.testing.assert_allclose(lrjax.plateau_scale(state, group="a"), 0.5)
+  np.testing.assert_allclose(lrjax.plateau_scale(state, group="b"), 1.0)
+  np.testing.assert_allclose(lrjax.plateau_settings(state, group="a")["patience"], 0.0)
+  np.testing.assert_allclose(lrjax.plateau_settings(state, group="b")["patience"], 4.0)
+
+
+def test_plateau_scale_default():
+  params = jnp.ones(2)
+  none = optax.sgd(0.1).init(params)
+  got = lrjax.plateau_scale(none, default=1.0)
+  assert got.dtype == jnp.float32 and float(got) == 1.0
+  assert float(jax.jit(lambda s: lrjax.plateau_scale(s, default=1.0))(none)) == 1.0
+  tx = optax.chain(optax.sgd(0.1), lrjax.reduce_on_plateau(factor=0.5, patience=0))
+  state = tx.init(params)
+  for v in (1.0, 2.0):
+    state = lrjax.observe_plateau(state, v)
+  assert float(lrjax.plateau_scale(state, default=1.0)) == 0.5  # the scale, not 1
+  mixed = optax.multi_transform({"a": tx, "b": optax.sgd(0.1)}, {"w": "a", "b": "b"})
+  mixed_state = mixed.init({"w": params, "b": params})
+  assert float(lrjax.plateau_scale(mixed_state, group="b", default=1.0)) == 1.0
+  with pytest.raises(ValueError, match="plateau_scale: opt_state holds no reduce_on_plateau"):
+    lrjax.plateau_scale(none)
+
+
+def test_plateau_functions_on_an_nnx_state():
+  nnx = pytest.importorskip("flax.nnx")
+  model = nnx.Linear(2, 1, rngs=nnx.Rngs(0))
+  opt = nnx.Optimizer(model, optax.chain(
+      optax.sgd(0.1), lrjax.reduce_on_plateau(factor=0.5, patience=3)), wrt=nnx.Param)
+  graphdef, state = nnx.split((model, opt))
+  state = lrjax.set_plateau_settings(state, patience=0)
+  for v in (1.0, 2.0, 3.0):
+    state = jax.jit(lrjax.observe_plateau)(state, v)
+  assert float(lrjax.plateau_scale(state)) == 0.25
+  model, opt = nnx.merge(graphdef, state)
+  assert float(lrjax.plateau_scale(opt.opt_state)) == 0.25
+  assert float(lrjax.plateau_settings(opt.opt_state)["patience"]) == 0.0
+
+
+def _plateau():
+  return lrjax.reduce_on_plateau().init(None)
+
+
+BAD_SETTINGS = [
+    (dict(), "set_plateau_settings: give at least one of ['factor', 'patience', "
+     "'threshold', 'cooldown', 'min_scale', 'eps']"),
+    (dict(patiense=2), "set_plateau_settings: patiense is not a setting of "
+     "reduce_on_plateau; settable: ['factor'"),
+    (dict(mode="max"), "set_plateau_settings: mode is fixed when reduce_on_plateau is built"),
+    (dict(accumulation_size=2),
+     "set_plateau_settings: accumulation_size is fixed when reduce_on_plateau is built"),
+    (dict(factor=1.5), "set_plateau_settings: factor must be < 1"),
+    (dict(patience=-1), "set_plateau_settings: patience must be >= 0"),
+    (dict(cooldown=0.5), "set_plateau_settings: cooldown must be an integer"),
+    (dict(threshold=-0.1), "set_plateau_settings: threshold must be >= 0"),
+    (dict(eps=NAN), "set_plateau_settings: eps must be finite"),
+]
+
+
+@pytest.mark.parametrize("kwargs,message", BAD_SETTINGS, ids=[m for _, m in BAD_SETTINGS])
+def test_set_plateau_settings_bad_input(kwargs, message):
+  with pytest.raises(ValueError) as e:
+    lrjax.set_plateau_settings(_plateau(), **kwargs)
+  assert message in str(e.value)
+
+
+def test_set_plateau_settings_min_scale_at_least_one_warns():
+  with pytest.warns(UserWarning, match="set_plateau_settings: min_scale=1.0 >= 1"):
+    lrjax.set_plateau_settings(_plateau(), min_scale=1.0)
