@@ -1,5 +1,8 @@
-"""Parameter groups at multiples of one schedule: `group_rates` (layer-wise
-decay, a slower backbone, timm's ``lr_scale``, big_vision's ``lr_mults``)."""
+"""Parameter groups at multiples of one schedule (layer-wise decay).
+
+`group_rates` builds the ``optax.multi_transform``: a slower backbone, BEiT's
+layer-wise decay, timm's ``lr_scale``, big_vision's ``lr_mults``.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Reading and swapping what `inject_hyperparams` states hold, by group.
+"""Reading and swapping the schedules inside optimizer states, by group.
 
 `hyperparams` and `hyperparams_by_group` read the values the last update
 used; `schedules` reads back the schedules (and numbers) themselves;

@@ -1,5 +1,6 @@
-"""A plateau inside an optimizer state: feed it a metric, read its scale, read
-and change its settings, by group.
+"""A plateau inside an optimizer state: its metric, scale and settings.
+
+Feed it a metric, read its scale, read and change its settings, by group.
 
 Each function finds the :class:`ReduceOnPlateauState` states anywhere in an
 optimizer state (see `_opt_state`): an optax state, ``nnx.Optimizer``'s
