@@ -153,7 +153,10 @@ _FAMILIES = {
     "lrjax._cyclic": "Cyclic schedules and momentum",
     "lrjax._combine": "Combinators",
     "lrjax._inject": "Schedules inside optax optimizers",
+    "lrjax._groups": "Schedules inside optax optimizers",
+    "lrjax._hyperparams": "Schedules inside optax optimizers",
     "lrjax._plateau": "Reduce on plateau",
+    "lrjax._plateau_state": "Reduce on plateau",
     "lrjax._range_test": "Learning-rate range test",
     "lrjax._plot": "Plotting",
 }
