@@ -383,7 +383,9 @@ def test_counters_saturate():
 
 
 def test_jitted_observe_uses_each_states_settings():
-  observe = jax.jit(lrjax.observe_plateau)
+  # A function of this test's own: jax.jit(lrjax.observe_plateau) would share its
+  # trace cache with every other test that jits the same function.
+  observe = jax.jit(lambda state, value: lrjax.observe_plateau(state, value))
   a = lrjax.reduce_on_plateau(factor=0.5, patience=0).init(None)
   b = lrjax.reduce_on_plateau(factor=0.1, patience=1, mode="max").init(None)
   values = [1.0, 0.5, 0.6, 0.7]
