@@ -185,8 +185,22 @@ def call_text(s: Any) -> str:
   return f"{s.name}({', '.join(args)})"
 
 
+def _scalar(x: Any) -> Any:
+  """A concrete 0-d array (a leaf read back from an optimizer state) as the
+  shortest Python number that its dtype rounds to it: float32 ``0.001``, not
+  ``0.0010000000474974513``; anything else as it is."""
+  if isinstance(x, (jax.Array, np.ndarray, np.generic)) and not isinstance(
+      x, jax.core.Tracer) and np.ndim(x) == 0:
+    v = np.asarray(x)[()]
+    if isinstance(v, np.bool_):
+      return bool(v)
+    return int(v) if isinstance(v, np.integer) else float(str(v))
+  return x
+
+
 def _is_default(value: Any, default: Any) -> bool:
   plain = (bool, int, float, str, type(None))
+  value = _scalar(value)
   if default is inspect.Parameter.empty:
     return False
   if not isinstance(value, plain) or not isinstance(default, plain):
@@ -201,4 +215,7 @@ def _value_text(x: Any) -> str:
     return "[" + ", ".join(_value_text(v) for v in x) + "]"
   if isinstance(x, jax.core.Tracer):
     return f"<traced {x.dtype}{list(x.shape)}>"
-  return repr(_plain(x))
+  if np.ndim(x) == 0:
+    return repr(_scalar(x))
+  return "[" + ", ".join(_value_text(v) for v in np.asarray(x)) + "]" if isinstance(
+      x, (jax.Array, np.ndarray)) else repr(_plain(x))

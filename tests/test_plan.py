@@ -5,6 +5,8 @@ equals K separate runs that each had that schedule swapped in alone."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import re
 
@@ -216,3 +218,22 @@ BAD = [
 def test_bad_input(make, message):
   with pytest.raises(ValueError, match=re.escape(message)):
     make()
+
+
+def test_a_schedule_read_back_prints_the_call_that_builds_it():
+  """The leaves come back as float32 arrays; the repr still reads as the
+  hand-written call (shortest float32 text, defaults left out), and that
+  text parses back to the schedule."""
+  tx = lrjax.inject_hyperparams(optax.sgd)(
+      learning_rate=lrjax.cooldown(lrjax.multistep(0.3, milestones=[15, 30], gamma=0.5),
+                                   start=20, decay_steps=7))
+  back = lrjax.schedules(tx.init(PARAMS))["learning_rate"]
+  text = "cooldown(multistep(0.3, milestones=[15, 30], gamma=0.5), start=20, decay_steps=7)"
+  assert repr(back) == text
+  from lrjax.__main__ import main  # the command line parses the text back
+  out = io.StringIO()
+  with contextlib.redirect_stdout(out):
+    assert main(["show", text, "--json"]) == 0
+  assert json.loads(out.getvalue()) == {
+      "type": "cooldown", "start": 20, "decay_steps": 7, "end_value": 0.0, "shape": "1-sqrt",
+      "schedule": {"type": "multistep", "init_value": 0.3, "milestones": [15, 30], "gamma": 0.5}}
