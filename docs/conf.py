@@ -152,6 +152,7 @@ _FAMILIES = {
     "lrjax._cosine": "Cosine schedules",
     "lrjax._cyclic": "Cyclic schedules and momentum",
     "lrjax._combine": "Combinators",
+    "lrjax._cooldown": "Combinators",
     "lrjax._inject": "Schedules inside optax optimizers",
     "lrjax._groups": "Schedules inside optax optimizers",
     "lrjax._hyperparams": "Schedules inside optax optimizers",

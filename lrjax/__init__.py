@@ -38,13 +38,13 @@ from lrjax._cyclic import one_cycle as one_cycle
 from lrjax._cyclic import one_cycle_momentum as one_cycle_momentum
 
 # Combinators.
-from lrjax._combine import cooldown as cooldown
 from lrjax._combine import per_epoch as per_epoch
 from lrjax._combine import product as product
 from lrjax._combine import sequence as sequence
 from lrjax._combine import switch as switch
 from lrjax._combine import warmup as warmup
 from lrjax._combine import with_noise as with_noise
+from lrjax._cooldown import cooldown as cooldown
 
 # Schedules inside optax optimizers.
 from lrjax._inject import InjectHyperparamsState as InjectHyperparamsState
