@@ -6,7 +6,7 @@ runs for each schedule of ``--schedules`` (default: the README's main
 command, ``none,sqrt,multistep,cosine,plateau``):
 
 * ``lrjax example``: ``train.train_and_evaluate`` exactly as
-  ``sweep.compare`` calls it (one shared cache of optimizer transforms, so
+  ``compare.compare`` calls it (one shared cache of optimizer transforms, so
   the runs share their traced steps), in a temporary work directory, with
   its checkpoints, metrics files, TensorBoard events and plot;
 * ``PyTorch``: the article's LeNet (``nn.Conv2d``, ``F.max_pool2d``,
@@ -21,8 +21,8 @@ command, ``none,sqrt,multistep,cosine,plateau``):
 
 The two alternate (lrjax first for the first schedule, PyTorch first for the
 next, ...) so that machine noise hits them alike. Then, with several
-schedules and ``--jobs`` above 1 (``auto``: as ``sweep.resolve_jobs``, 2 on
-a CPU), the example's main command itself: ``sweep.compare`` of all the
+schedules and ``--jobs`` above 1 (``auto``: as ``compare.resolve_jobs``, 2 on
+a CPU), the example's main command itself: ``compare.compare`` of all the
 schedules, ``--jobs`` runs at a time, its wall time against the PyTorch runs
 one after another (their whole runs above, summed), and whether its final
 accuracies equal those of the runs one at a time (they should: the same
@@ -76,15 +76,15 @@ COLUMNS = ["implementation", "schedule", "epochs", "first epoch (s)", "median ep
 
 
 def _import_example():
-  """The example's ``train`` and ``sweep`` modules, or a clear error."""
+  """The example's ``train`` and ``compare`` modules, or a clear error."""
   if not (EXAMPLE / "train.py").exists():
     raise SystemExit(f"end_to_end: {EXAMPLE / 'train.py'} not found; "
                      "this benchmark runs the Fashion-MNIST example")
   if str(EXAMPLE) not in sys.path:
     sys.path.insert(0, str(EXAMPLE))
-  import sweep  # pylint: disable=import-outside-toplevel
+  import compare  # pylint: disable=import-outside-toplevel
   import train  # pylint: disable=import-outside-toplevel
-  return train, sweep
+  return train, compare
 
 
 # --- lrjax ----------------------------------------------------------------------
@@ -114,7 +114,7 @@ class _EpochClock:
 
 
 def run_jax(ex, config, workdir: pathlib.Path, transforms: dict) -> dict[str, Any]:
-  """One `train_and_evaluate` run, as `sweep.compare` makes it; its timings."""
+  """One `train_and_evaluate` run, as `compare.compare` makes it; its timings."""
   with _EpochClock(ex) as clock, contextlib.redirect_stdout(sys.stderr):
     t0 = time.perf_counter()
     history = ex.train_and_evaluate(config, workdir, transforms=transforms).history
@@ -124,13 +124,13 @@ def run_jax(ex, config, workdir: pathlib.Path, transforms: dict) -> dict[str, An
           "test_acc": [r["test_acc"] for r in history]}
 
 
-def run_compare(sweep, config, names: Sequence[str], workdir: pathlib.Path,
+def run_compare(compare, config, names: Sequence[str], workdir: pathlib.Path,
                 jobs: int) -> dict[str, Any]:
-  """`sweep.compare` of `names`, `jobs` runs at a time: its wall time and each
+  """`compare.compare` of `names`, `jobs` runs at a time: its wall time and each
   run's test accuracies."""
   with contextlib.redirect_stdout(sys.stderr):
     t0 = time.perf_counter()
-    sweep.compare(config, {s: s for s in names}, workdir, jobs=jobs)
+    compare.compare(config, {s: s for s in names}, workdir, jobs=jobs)
     total = time.perf_counter() - t0
   accs = {s: [r["test_acc"] for r in json.loads((workdir / s / "metrics.json").read_text())["history"]]
           for s in names}
@@ -294,9 +294,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     if s not in TORCH_SCHEDULES:
       parser.error(f"--schedules: each must be one of {', '.join(TORCH_SCHEDULES)}, got {s!r}")
 
-  ex, sweep = _import_example()
+  ex, compare = _import_example()
   try:
-    jobs = sweep.resolve_jobs(args.jobs)
+    jobs = compare.resolve_jobs(args.jobs)
   except ValueError as e:
     parser.error(f"--{e}")
   torch_version, torch_threads, torch_missing = None, None, None
@@ -318,7 +318,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                    test_subset=args.test_subset, progress=False)
 
   jax_runs, torch_runs = {}, {}
-  transforms: dict = {}  # as sweep.compare: the runs share their traced steps
+  transforms: dict = {}  # as compare.compare: the runs share their traced steps
   with tempfile.TemporaryDirectory() as tmp:
     for i, s in enumerate(names):
       config = dataclasses.replace(base, schedule=s)
@@ -334,7 +334,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     if len(names) > 1 and jobs > 1:
       print(f"== {JAX_ROW}, --compare {','.join(names)}, {jobs} at a time ==", file=sys.stderr,
             flush=True)
-      together = run_compare(sweep, base, names, pathlib.Path(tmp) / "compare", jobs)
+      together = run_compare(compare, base, names, pathlib.Path(tmp) / "compare", jobs)
 
   rows = []
   for s in names:

@@ -146,7 +146,7 @@ def build(steps: int, batch: int, train_size: int) -> Chunk:
   train, schedules, input_pipeline = _import_example()
   config = train.Config(schedule="cosine", batch_size=batch)
   graphdef, state = train.create_train_state(
-      train.create_model(config), schedules.make_plan(config, train.steps_per_epoch(config)))
+      train.create_model(config), config, schedules.make_plan(config, train.steps_per_epoch(config)))
   mesh, data_sharding, replicated = input_pipeline.make_mesh()
   state = jax.device_put(state, replicated)  # every leaf an array, as the example's loop does
   rng = np.random.default_rng(0)

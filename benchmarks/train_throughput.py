@@ -113,7 +113,7 @@ class JaxRunner:
     ex = self.ex
     config = ex.Config(schedule=self.name, learning_rate=lr, conv_impl=self.conv_impl)
     plan = ex.schedules.make_plan(config, STEPS_PER_EPOCH)
-    return ex.create_train_state(ex.create_model(config), plan, self.transforms)
+    return ex.create_train_state(ex.create_model(config), config, plan, self.transforms)
 
   def run(self, steps: int) -> None:
     out = None

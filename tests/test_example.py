@@ -8,6 +8,7 @@ The real data comes from the Debian package ``dataset-fashion-mnist``
 tests fail with the example's own message saying how to get it.
 """
 
+import collections
 import dataclasses
 import gzip
 import hashlib
@@ -30,13 +31,31 @@ from flax import nnx
 EXAMPLE = pathlib.Path(__file__).resolve().parents[1] / "examples" / "fashion_mnist"
 sys.path.insert(0, str(EXAMPLE))
 
+import compare  # noqa: E402  pylint: disable=wrong-import-position
 import input_pipeline  # noqa: E402  pylint: disable=wrong-import-position
 import lrjax  # noqa: E402  pylint: disable=wrong-import-position
 import main  # noqa: E402  pylint: disable=wrong-import-position
 import reporting  # noqa: E402  pylint: disable=wrong-import-position
 import schedules  # noqa: E402  pylint: disable=wrong-import-position
-import sweep  # noqa: E402  pylint: disable=wrong-import-position
 import train  # noqa: E402  pylint: disable=wrong-import-position
+
+def count_traces(monkeypatch, names=("train_step", "eval_step")):
+  """How many times each of train.py's step functions `names` is traced from
+  now on: a wrapper that counts its calls (made only while JAX traces), with
+  the jitted steps and JAX's caches cleared first."""
+  counts = collections.Counter()
+  for name in names:
+    real = getattr(train, name)
+
+    def wrapper(*args, _real=real, _name=name):
+      counts[_name] += 1
+      return _real(*args)
+
+    monkeypatch.setattr(train, name, wrapper)
+  train.jitted_steps.cache_clear()
+  jax.clear_caches()
+  return counts
+
 
 # The upstream gzip headers' time stamps (from the files tfds registers).
 UPSTREAM_MTIME = {"train": 0x59A7E9DE, "t10k": 0x59A7E9F3}
@@ -230,7 +249,7 @@ def _events(workdir):
 def _assert_events_hold_the_history(workdir, spe):
   saved = json.loads((pathlib.Path(workdir) / "metrics.json").read_text())
   history, events = saved["history"], _events(workdir)
-  for tag, key in reporting.TENSORBOARD_SCALARS.items():
+  for key, (tag, _) in reporting.METRICS.items():
     assert sorted(events[tag]) == [r["epoch"] for r in history], tag
     np.testing.assert_allclose([events[tag][r["epoch"]] for r in history],
                                [r[key] for r in history], rtol=1e-6, err_msg=tag)
@@ -241,13 +260,13 @@ def _assert_events_hold_the_history(workdir, spe):
       np.testing.assert_allclose(rates[(r["epoch"] - 1) * spe + i], rate, rtol=1e-6)
 
 
-def test_smoke_run_on_generated_data(tmp_path, capsys):
+def test_smoke_run_on_generated_data(tmp_path, capsys, monkeypatch):
   data_dir = _generated_data(tmp_path / "data")
   config = train.Config(schedule="one-cycle-momentum", epochs=2, batch_size=32, data_dir=data_dir)
-  train.TRACES.clear()  # each run builds its own transform: its steps are traced anew
+  traces = count_traces(monkeypatch)
   result = train.train_and_evaluate(config, tmp_path / "run")
   assert len(LINE.findall(capsys.readouterr().out)) == 2
-  assert train.TRACES == {"train_step": 1, "eval_step": 1}
+  assert traces == {"train_step": 1, "eval_step": 1}
   history = result.history
   assert history[-1]["test_acc"] > 0.3 and history[-1]["train_loss"] < history[0]["train_loss"]
   spe, total = 384 // 32, 2 * 384 // 32
@@ -274,10 +293,10 @@ def test_compare_traces_once_per_structure_and_equals_separate_runs(tmp_path, ca
   cos = lambda peak: {"type": "cosine_decay", "peak_value": peak, "decay_steps": 8,
                       "end_value": 0.01}
   named = {"cos-a": cos(0.05), "cos-b": cos(0.2)}
-  train.TRACES.clear()
-  rows = sweep.compare(config, named, tmp_path / "compare")
+  traces = count_traces(monkeypatch)
+  rows = compare.compare(config, named, tmp_path / "compare")
   # cos-b's schedule is swapped into the transform built for cos-a: one trace.
-  assert train.TRACES == {"train_step": 1, "eval_step": 1}
+  assert traces == {"train_step": 1, "eval_step": 1}
   assert [r["schedule"] for r in rows] == list(named)
   assert "| cos-b |" in (tmp_path / "compare" / "comparison.md").read_text()
   capsys.readouterr()
@@ -300,9 +319,9 @@ def test_compare_two_runs_at_a_time_equals_one_at_a_time(tmp_path, capsys, monke
   # Three kinds (the plateau run chained to its transform); the third waits for a free job.
   named = {"none": "none", "cos": {"type": "cosine_decay", "peak_value": 0.2, "decay_steps": 8},
            "plateau": "plateau"}
-  sweep.compare(config, named, tmp_path / "one", jobs=1)
+  compare.compare(config, named, tmp_path / "one", jobs=1)
   capsys.readouterr()
-  rows = sweep.compare(config, named, tmp_path / "two", jobs=2)
+  rows = compare.compare(config, named, tmp_path / "two", jobs=2)
   out = capsys.readouterr().out
   assert [r["schedule"] for r in rows] == list(named)
   assert "3 runs, 2 at a time:" in out
@@ -330,7 +349,7 @@ def test_a_failed_run_stops_the_others_after_their_epoch_and_they_resume(tmp_pat
 
   monkeypatch.setattr(train, "train_and_evaluate", failing)
   with pytest.raises(RuntimeError, match="run failed"):
-    sweep.compare(config, {"none": "none", "multistep": "multistep"}, tmp_path / "cmp", jobs=2)
+    compare.compare(config, {"none": "none", "multistep": "multistep"}, tmp_path / "cmp", jobs=2)
   assert "[none] Stopped after epoch 1; --resume continues" in capsys.readouterr().out
   run = tmp_path / "cmp" / "none"
   assert len(json.loads((run / "metrics.json").read_text())["history"]) == 1
@@ -376,9 +395,8 @@ LINE = re.compile(r"^Epoch (\d+), Train Loss: ([\d.]+), Test Loss: ([\d.]+), "
                   r"Test Acc: ([\d.]+), LR: ([\deE.+-]+), Time: ([\d.]+)s$", re.M)
 
 
-def test_smoke_run_learns_writes_outputs_and_compiles_once(tmp_path, capsys):
-  jax.clear_caches()
-  train.TRACES.clear()
+def test_smoke_run_learns_writes_outputs_and_compiles_once(tmp_path, capsys, monkeypatch):
+  traces = count_traces(monkeypatch)
   result = train.train_and_evaluate(SMOKE, tmp_path)
   printed = LINE.findall(capsys.readouterr().out)
 
@@ -387,7 +405,7 @@ def test_smoke_run_learns_writes_outputs_and_compiles_once(tmp_path, capsys):
   assert history[-1]["test_acc"] > 0.70  # chance is 0.10
   assert history[-1]["train_loss"] < history[0]["train_loss"]
   # One trace (so one compile) of each step for the whole run.
-  assert train.TRACES == {"train_step": 1, "eval_step": 1}
+  assert traces == {"train_step": 1, "eval_step": 1}
 
   # The rate logged from inside the step is PyTorch's OneCycleLR at that step.
   spe = 8000 // 32
@@ -472,6 +490,10 @@ def test_interrupted_then_resumed_run_equals_uninterrupted(tmp_path, monkeypatch
     (["--schedule", '{"type": "cosine_decay", "peak_value": -1, "decay_steps": 9}'],
      "peak_value must be >= 0.0, got -1"),
     (["--momentum", "-0.5"], "momentum must be a finite number >= 0, got -0.5"),
+    (["--optimizer", "adamw", "--momentum", "0.9"], "momentum applies to optimizer 'sgd', got 0.9"),
+    (["--weight-decay", "0.01"], "weight_decay applies to optimizer 'adamw', got 0.01"),
+    (["--optimizer", "adamw", "--weight-decay", "-1"], "weight_decay must be a finite number >= 0"),
+    (["--optimizer", "rmsprop"], "invalid choice: 'rmsprop'"),
     (["--schedule", "one-cycle-momentum", "--momentum", "0.9"],
      "schedule 'one-cycle-momentum' sets its own momentum"),
     (["--conv-impl", "cuda"], "invalid choice: 'cuda'"),

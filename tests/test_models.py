@@ -1,5 +1,5 @@
 """The example's two LeNets: `models.LeNet` (nnx.Conv, nnx.max_pool) and
-`lenet_patches.LeNetPatches` (matrix products over patches) hold the same
+`models.LeNetPatches` (matrix products over patches) hold the same
 parameters and compute the same logits and gradients from them."""
 
 import pathlib
@@ -14,7 +14,6 @@ from flax import nnx
 EXAMPLE = pathlib.Path(__file__).resolve().parents[1] / "examples" / "fashion_mnist"
 sys.path.insert(0, str(EXAMPLE))
 
-import lenet_patches  # noqa: E402  pylint: disable=wrong-import-position
 import models  # noqa: E402  pylint: disable=wrong-import-position
 import train  # noqa: E402  pylint: disable=wrong-import-position
 
@@ -29,13 +28,13 @@ def _batch(n, seed):
 def _pair(seed):
   """The two models with the same parameters: the patches one gets the xla one's."""
   xla = models.LeNet(rngs=nnx.Rngs(seed))
-  patches = lenet_patches.LeNetPatches(rngs=nnx.Rngs(seed + 1))  # other numbers first
+  patches = models.LeNetPatches(rngs=nnx.Rngs(seed + 1))  # other numbers first
   nnx.update(patches, nnx.state(xla))
   return xla, patches
 
 
 def test_same_parameter_tree_and_initialisation():
-  xla, patches = models.LeNet(rngs=nnx.Rngs(3)), lenet_patches.LeNetPatches(rngs=nnx.Rngs(3))
+  xla, patches = models.LeNet(rngs=nnx.Rngs(3)), models.LeNetPatches(rngs=nnx.Rngs(3))
   a, b = nnx.to_pure_dict(nnx.state(xla)), nnx.to_pure_dict(nnx.state(patches))
   assert jax.tree.structure(a) == jax.tree.structure(b)
   shapes = {k: v["kernel"].shape for k, v in a.items()}
@@ -73,15 +72,15 @@ def test_max_pool_gradient_goes_to_the_first_maximum():
   # differentiates to) goes to the first maximum, and so must the custom VJP.
   x = jnp.asarray(np.random.default_rng(0).integers(0, 2, (2, 4, 4, 3)), jnp.float32)  # (C, H, W, B)
   w = jnp.arange(1.0, 25.0).reshape(2, 2, 2, 3)  # a weight per output
-  got = jax.grad(lambda x: jnp.sum(lenet_patches.max_pool_2x2(x) * w))(x)
+  got = jax.grad(lambda x: jnp.sum(models.max_pool_2x2(x) * w))(x)
   to_nhwc = lambda a: a.transpose(3, 1, 2, 0)
   ref = jax.grad(lambda y: jnp.sum(nnx.max_pool(y, (2, 2), strides=(2, 2)) * to_nhwc(w)))(to_nhwc(x))
   np.testing.assert_array_equal(got, to_nhwc(ref))
-  np.testing.assert_array_equal(lenet_patches.max_pool_2x2(x),
+  np.testing.assert_array_equal(models.max_pool_2x2(x),
                                 to_nhwc(nnx.max_pool(to_nhwc(x), (2, 2), strides=(2, 2))))
 
 
-@pytest.mark.parametrize("impl, cls", [("xla", models.LeNet), ("patches", lenet_patches.LeNetPatches),
-                                       ("auto", lenet_patches.LeNetPatches)])  # the tests run on CPU
+@pytest.mark.parametrize("impl, cls", [("xla", models.LeNet), ("patches", models.LeNetPatches),
+                                       ("auto", models.LeNetPatches)])  # the tests run on CPU
 def test_conv_impl_picks_the_model(impl, cls):
   assert type(train.create_model(train.Config(conv_impl=impl))) is cls

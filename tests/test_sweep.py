@@ -24,6 +24,7 @@ import reporting  # noqa: E402  pylint: disable=wrong-import-position
 import schedules  # noqa: E402  pylint: disable=wrong-import-position
 import sweep  # noqa: E402  pylint: disable=wrong-import-position
 import train  # noqa: E402  pylint: disable=wrong-import-position
+from test_example import count_traces  # noqa: E402  pylint: disable=wrong-import-position
 
 # A few hundred real images, batch 32: 8 steps an epoch.
 TINY = dict(batch_size=32, seed=1, train_subset=256, test_subset=128)
@@ -57,17 +58,15 @@ def one_cycle_runs(tmp_path_factory):
 
 
 @pytest.mark.parametrize("mode", ["threads", "unroll", "map", "vmap"])
-def test_each_configuration_equals_its_separate_run(mode, one_cycle_runs, tmp_path):
+def test_each_configuration_equals_its_separate_run(mode, one_cycle_runs, tmp_path, monkeypatch):
   configs, runs = one_cycle_runs
-  sweep.TRACES.clear()
-  train.TRACES.clear()
+  traces = count_traces(monkeypatch)
   result = sweep.sweep(configs, tmp_path, mode=mode)
   # One compile for all K: train.py's own chunk (threads), or one program over
   # the K states whose steps are train.py's, traced once (vmap, map) or once
   # per configuration (unroll).
-  assert sweep.TRACES == ({} if mode == "threads" else {"train_all": 1, "eval_all": 1})
   per_k = 3 if mode == "unroll" else 1
-  assert train.TRACES == {"train_step": per_k, "eval_step": per_k}
+  assert traces == {"train_step": per_k, "eval_step": per_k}
 
   assert list(result.histories) == ["one-cycle lr=0.05", "one-cycle lr=0.1", "one-cycle lr=0.2"]
   for k, (history, alone) in enumerate(zip(result.histories.values(), runs)):
@@ -103,10 +102,9 @@ def test_plateau_sweep_keeps_counters_per_configuration(mode, monkeypatch, tmp_p
            threshold_mode="abs")))
   tiny = TINY | dict(train_subset=128)  # 4 steps an epoch
   configs = sweep.lr_sweep(train.Config(schedule="plateau", epochs=3, **tiny), [0.05, 0.2])
-  sweep.TRACES.clear()
+  traces = count_traces(monkeypatch, ("train_step", "eval_step", "observe_step"))
   result = sweep.sweep(configs, tmp_path / "sweep", mode=mode)
-  assert sweep.TRACES == ({} if mode == "threads" else
-                          {"train_all": 1, "eval_all": 1, "observe_all": 1})
+  assert traces == {"train_step": 1, "eval_step": 1, "observe_step": 1}
   lrs = [[r["lr"] for r in h] for h in result.histories.values()]
   np.testing.assert_allclose(lrs, [[0.05, 0.05, 0.025], [0.2, 0.2, 0.2]], rtol=1e-7)
   # The one reduced twice, alone: its plateau statistics (scale 0.25) included.
@@ -164,7 +162,7 @@ def test_labels_name_the_numbers_that_differ():
      "sweep: 'peak_value=0.1, decay_steps=100' is a CosineDecay that differs in structure "
      "from 'value=0.1', a Constant;"),
     (["--sweep", '{"type": "constant", "value": 0.1}'], "expected a non-empty JSON list"),
-    (["--sweep", "[{"], "--sweep: malformed JSON"),
+    (["--sweep", "[{"], "malformed sweep JSON"),
     (["--sweep", "@/nonexistent/sweep.json"], "cannot read sweep file"),
     (["--sweep", '[{"type": "constant", "value": -1}]'], "value must be >= 0"),
     (["--sweep-lr", "0.1,x"], "--sweep-lr: expected numbers separated by commas"),
@@ -173,7 +171,7 @@ def test_labels_name_the_numbers_that_differ():
     (["--schedule", "sqrt", "--sweep-lr", "0.1,0.2"], "'sqrt lr=0.2' trains exactly as 'sqrt lr=0.1'"),
     (["--schedule", '{"type": "constant", "value": 0.1}', "--sweep-lr", "0.1,0.2"],
      "--sweep-lr scales a named --schedule"),
-    (["--sweep-lr", "0.1,0.2", "--resume"], "not to --sweep, --sweep-lr or --find-lr"),
+    (["--sweep-lr", "0.1,0.2", "--resume"], "not to --sweep, --sweep-lr, --find-lr or --branch"),
     (["--sweep-lr", "0.1,0.2", "--compare", "none"], "not allowed with argument"),
     (["--sweep-lr", "0.1,0.2", "--sweep-mode", "fast"], "invalid choice: 'fast'"),
     (["--find-lr", "--find-lr-steps", "1"], "--find-lr-steps must be an integer >= 2, got 1"),
@@ -200,7 +198,8 @@ def test_find_lr_writes_its_files_and_suggests_rates_in_range(tmp_path, capsys):
   # Step 0's loss is the fresh LeNet's on the first batch of epoch 0.
   ds = input_pipeline.load()
   x, y = ds["train_images"][:512], ds["train_labels"][:512]
-  batch = next(input_pipeline.batches(x, y, 32, input_pipeline.epoch_order(2, 0, 512)))
+  idx, weight = input_pipeline.batch_indices(input_pipeline.epoch_order(2, 0, 512), 32)
+  batch = {"image": x[idx[0]], "label": y[idx[0]], "weight": weight[0]}
   loss, _ = train.loss_and_metrics(train.create_model(train.Config(seed=2)), batch)
   assert saved["losses"][0] == pytest.approx(float(loss), rel=1e-5)
   for name, value in saved["suggestions"].items():

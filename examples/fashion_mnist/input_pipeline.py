@@ -18,10 +18,10 @@ Where tfds gets the four ``.gz`` files from:
   files as its manual directory;
 * otherwise the internet, as tfds always does.
 
-`batches` cuts full-size batches in an order that `epoch_order` draws from
-``(seed, epoch)`` alone (so a resumed run sees the same batches);
-`batch_indices` gives their rows, for an epoch that gathers its batches on
-the devices, and `to_device` puts arrays there, sharded on their first axis.
+`batch_indices` gives the rows of full-size batches in an order that
+`epoch_order` draws from ``(seed, epoch)`` alone (so a resumed run sees the
+same batches), for an epoch that gathers its batches on the devices;
+`to_device` puts arrays there, sharded on their first axis.
 """
 
 from __future__ import annotations
@@ -34,7 +34,6 @@ import shutil
 import socket
 import struct
 import urllib.parse
-from collections.abc import Iterator
 
 import jax
 import numpy as np
@@ -252,28 +251,14 @@ def _missing_message(data_dir: pathlib.Path, debian_dir: pathlib.Path, why: str)
 # --- batches, their order, devices -------------------------------------------
 
 
-def batches(images, labels, batch_size: int, order: np.ndarray) -> Iterator[dict[str, np.ndarray]]:
-  """Full-size batches in `order`; the last is padded with weight-0 examples.
-
-  Every example is used once, every batch has the same shape (one compile),
-  and padded examples do not count in the loss, its gradient or the metrics.
-  """
-  n = len(order)
-  steps = -(-n // batch_size)
-  pad = steps * batch_size - n
-  idx = np.concatenate([order, order[:pad]]) if pad <= n else np.resize(order, n + pad)
-  weight = np.concatenate([np.ones(n, np.float32), np.zeros(pad, np.float32)])
-  for i in range(steps):
-    sl = idx[i * batch_size:(i + 1) * batch_size]
-    yield {"image": images[sl], "label": labels[sl], "weight": weight[i * batch_size:(i + 1) * batch_size]}
-
-
 def batch_indices(order: np.ndarray, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
-  """The rows and weights of `batches`' batches, as ``(steps, batch_size)`` arrays.
+  """The rows and weights of an epoch's batches, as ``(steps, batch_size)`` arrays.
 
-  Row ``i`` of the first indexes the images of batch ``i`` (int32), row ``i``
-  of the second holds their weights (1, or 0 for the padding of the last
-  batch): ``images[idx[i]]`` is ``batches(...)``'s batch ``i``.
+  Full-size batches in `order`, the last padded with weight-0 examples (the
+  first of `order` again): every example is used once, every batch has the
+  same shape (one compile), and padded examples count in neither the loss,
+  its gradient nor the metrics. Row ``i`` of the first array indexes the
+  images of batch ``i`` (int32), row ``i`` of the second holds their weights.
   """
   n = len(order)
   steps = -(-n // batch_size)

@@ -14,11 +14,15 @@ import argparse
 import dataclasses
 import json
 import pathlib
+import signal
 import sys
 
+import branch
+import compare
 import input_pipeline
 import launch
 import range_test
+import reporting
 import schedules
 import sweep
 import train
@@ -32,150 +36,192 @@ class Parser(argparse.ArgumentParser):
     self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
-def parse_schedule(parser: Parser, text: str) -> str | dict:
-  """A schedule name, a JSON lrjax schedule, or ``@file.json`` holding one."""
+class Terminated(KeyboardInterrupt):
+  """SIGTERM (a scheduler's preemption), handled as Ctrl-C is."""
+
+
+def parse_json(parser: Parser, text: str, what: str, *, plain_name: bool = False):
+  """JSON, or ``@file.json`` holding it; with `plain_name`, text that is not
+  a JSON object is returned as a name."""
   if text.startswith("@"):
     try:
       text = pathlib.Path(text[1:]).read_text()
     except OSError as e:
-      parser.error(f"cannot read schedule file {text[1:]!r}: {e.strerror}")
-  if not text.lstrip().startswith("{"):
+      parser.error(f"cannot read {what} file {text[1:]!r}: {e.strerror}")
+  if plain_name and not text.lstrip().startswith("{"):
     return text.strip()
   try:
     return json.loads(text)
   except json.JSONDecodeError as e:
-    parser.error(f"malformed schedule JSON: {e}")
+    parser.error(f"malformed {what} JSON: {e}")
 
 
-def parse_sweep(parser: Parser, text: str) -> list[dict]:
-  """A JSON list of lrjax schedule dicts, or ``@file.json`` holding one."""
-  if text.startswith("@"):
-    try:
-      text = pathlib.Path(text[1:]).read_text()
-    except OSError as e:
-      parser.error(f"cannot read sweep file {text[1:]!r}: {e.strerror}")
+def parse_schedule(parser: Parser, text: str) -> str | dict:
+  """A schedule name, a JSON lrjax schedule, or ``@file.json`` holding one."""
+  return parse_json(parser, text, "schedule", plain_name=True)
+
+
+def parse_numbers(parser: Parser, flag: str, text: str, kind=float) -> list:
+  """``0.05,0.1,0.3``: the values of a comma-separated flag."""
   try:
-    value = json.loads(text)
-  except json.JSONDecodeError as e:
-    parser.error(f"--sweep: malformed JSON: {e}")
-  if not (isinstance(value, list) and value and all(isinstance(d, dict) for d in value)):
-    parser.error("--sweep: expected a non-empty JSON list of lrjax schedule dicts")
-  return value
-
-
-def parse_rates(parser: Parser, text: str) -> list[float]:
-  """``0.05,0.1,0.3``: the rates of ``--sweep-lr``."""
-  try:
-    return [float(x) for x in text.split(",") if x.strip()]
+    return [kind(x) for x in text.split(",") if x.strip()]
   except ValueError:
-    parser.error(f"--sweep-lr: expected numbers separated by commas, got {text!r}")
+    parser.error(f"{flag}: expected numbers separated by commas, got {text!r}")
 
 
-def main(argv: list[str] | None = None) -> None:
+def make_parser() -> Parser:
+  """The command line: every flag with its default from `default.get_config`."""
   ref = default.get_config()
   parser = Parser(description=__doc__.splitlines()[0])
-  parser.add_argument("--schedule", default=ref.schedule,
-                      help=f"one of {', '.join(schedules.SCHEDULES)}; an lrjax schedule as JSON "
-                           "(step-indexed); or @file.json (default: %(default)s)")
+  add = parser.add_argument
+  add("--schedule", default=ref.schedule, help=f"one of {', '.join(schedules.SCHEDULES)}; an lrjax "
+      "schedule as JSON (step-indexed); or @file.json (default: %(default)s)")
   what = parser.add_mutually_exclusive_group()
   what.add_argument("--compare", metavar="A,B,...",
                     help="run these schedules (names or @file.json) and compare them")
-  what.add_argument("--sweep", metavar="JSON|@file.json",
-                    help="train these lrjax schedules (a JSON list of dicts of one kind) "
-                         "together in one compiled program")
+  what.add_argument("--sweep", metavar="JSON|@file.json", help="train these lrjax schedules "
+                    "(a JSON list of dicts of one kind) together")
   what.add_argument("--sweep-lr", metavar="A,B,...",
                     help="train the named --schedule at each of these base rates together")
   what.add_argument("--find-lr", action="store_true",
-                    help="run the learning-rate range test (SGD, 1e-5 to 10) instead of training")
-  parser.add_argument("--sweep-mode", choices=sweep.MODES, default="auto",
-                      help="how a sweep runs its K configurations; auto: threads on CPU, "
-                           "vmap elsewhere (default: %(default)s)")
-  parser.add_argument("--jobs", default="auto", metavar="N|auto",
-                      help="runs of --compare trained at once; auto: 2 on a CPU in one "
-                           "process, else 1 (default: %(default)s)")
-  parser.add_argument("--find-lr-steps", type=int, default=200, metavar="N",
-                      help="batches of the range test (default: %(default)s)")
-  parser.add_argument("--epochs", type=int, default=ref.epochs, help="(default: %(default)s)")
-  parser.add_argument("--batch-size", type=int, default=ref.batch_size,
-                      help="global batch, split over the devices (default: %(default)s)")
-  parser.add_argument("--lr", type=float, default=ref.learning_rate,
-                      help="base rate of the named schedules (default: %(default)s)")
-  parser.add_argument("--momentum", type=float, default=ref.momentum,
-                      help="SGD's momentum; 0 is plain SGD (default: %(default)s)")
-  parser.add_argument("--seed", type=int, default=ref.seed,
-                      help="initialisation and data order (default: %(default)s)")
-  parser.add_argument("--conv-impl", choices=default.CONV_IMPLS, default=ref.conv_impl,
-                      help="the LeNet's code: xla (nnx.Conv), patches (matrix products, "
-                           "fast on CPU); auto: patches on CPU only (default: %(default)s)")
-  parser.add_argument("--workdir", default="workdir", help="outputs and checkpoints (default: %(default)s)")
-  parser.add_argument("--data-dir", help="dataset cache; if not given, $LRJAX_DATA_DIR or "
-                                         "~/.cache/lrjax/fashion_mnist")
-  parser.add_argument("--train-subset", type=int, metavar="N", help="first N training images")
-  parser.add_argument("--test-subset", type=int, metavar="N", help="first N test images")
-  parser.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
-  parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+                    help="run the learning-rate range test (1e-5 to 10) instead of training")
+  what.add_argument("--branch", metavar="E1,E2,...", help="train to the last of these epochs "
+                    "and, from each, a cooldown branch of --cooldown-epochs, together")
+  add("--cooldown-epochs", type=int, metavar="N", help="each --branch's length in epochs")
+  add("--cooldown-shape", choices=branch.SHAPES, default="1-sqrt", help="(default: %(default)s)")
+  add("--sweep-mode", choices=sweep.MODES, default="auto",
+      help="how a sweep runs its K configurations; auto: threads on CPU, vmap elsewhere")
+  add("--jobs", default="auto", metavar="N|auto", help="runs of --compare trained at once; "
+      "auto: 2 on a CPU in one process, else 1 (default: %(default)s)")
+  add("--find-lr-steps", type=int, default=200, metavar="N", help="batches of the range test")
+  add("--epochs", type=int, default=ref.epochs, help="(default: %(default)s)")
+  add("--batch-size", type=int, default=ref.batch_size,
+      help="global batch, split over the devices (default: %(default)s)")
+  add("--lr", type=float, default=ref.learning_rate,
+      help="base rate of the named schedules (default: %(default)s)")
+  add("--optimizer", choices=default.OPTIMIZERS, default=ref.optimizer, help="(default: %(default)s)")
+  add("--momentum", type=float, default=ref.momentum,
+      help="SGD's momentum; 0 is plain SGD (default: %(default)s)")
+  add("--weight-decay", type=float, default=ref.weight_decay,
+      help=f"AdamW's weight decay (default: {default.ADAMW_WEIGHT_DECAY})")
+  add("--seed", type=int, default=ref.seed, help="initialisation and data order")
+  add("--conv-impl", choices=default.CONV_IMPLS, default=ref.conv_impl,
+      help="the LeNet's code: xla (nnx.Conv), patches (matrix products, fast on CPU); "
+           "auto: patches on CPU only (default: %(default)s)")
+  add("--workdir", default="workdir", help="outputs and checkpoints (default: %(default)s)")
+  add("--data-dir", help="dataset cache; if not given, $LRJAX_DATA_DIR or ~/.cache/lrjax/fashion_mnist")
+  add("--train-subset", type=int, metavar="N", help="first N training images")
+  add("--test-subset", type=int, metavar="N", help="first N test images")
+  add("--resume", action="store_true", help="continue from the last checkpoint that restores")
+  add("--no-progress", action="store_true", help="no progress bar")
   launch.add_flags(parser)
+  return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+  parser = make_parser()
   args = parser.parse_args(argv)
-  one_program = args.sweep or args.sweep_lr or args.find_lr
-  if one_program and (args.resume or args.distributed):
+  if (args.sweep or args.sweep_lr or args.find_lr or args.branch) and (
+      args.resume or args.distributed):
     parser.error("--resume and --distributed apply to single runs and --compare, "
-                 "not to --sweep, --sweep-lr or --find-lr")
+                 "not to --sweep, --sweep-lr, --find-lr or --branch")
+  if (args.branch is None) != (args.cooldown_epochs is None):
+    parser.error("--branch and --cooldown-epochs go together")
   try:
-    args.jobs = sweep.parse_jobs(args.jobs)
+    args.jobs = compare.parse_jobs(args.jobs)
   except ValueError as e:
     parser.error(f"--{e}")
-  if args.jobs != "auto":
-    if not args.compare:
-      parser.error("--jobs applies to --compare only")
-    if args.jobs > 1 and args.distributed:
-      parser.error("--jobs: the runs of a multi-process --compare go one at a time")
+  if args.jobs != "auto" and not args.compare:
+    parser.error("--jobs applies to --compare only")
+  if args.jobs != "auto" and args.jobs > 1 and args.distributed:
+    parser.error("--jobs: the runs of a multi-process --compare go one at a time")
   if args.find_lr_steps < 2:
     parser.error(f"--find-lr-steps must be an integer >= 2, got {args.find_lr_steps}")
+  launch.run(parser, args, argv, lambda: work(parser, args))
 
-  def work() -> None:
-    config = dataclasses.replace(
-        ref, schedule=parse_schedule(parser, args.schedule), epochs=args.epochs,
-        batch_size=args.batch_size, learning_rate=args.lr, momentum=args.momentum,
-        seed=args.seed, conv_impl=args.conv_impl, data_dir=args.data_dir,
-        train_subset=args.train_subset, test_subset=args.test_subset,
-        resume=args.resume, progress=sys.stdout.isatty() and not args.no_progress)
-    named = {schedules.label(config.schedule): config.schedule}
-    if args.compare:
-      names = [s.strip() for s in args.compare.split(",") if s.strip()]
-      labels = [pathlib.Path(s[1:]).stem if s.startswith("@") else s for s in names]
-      if len(set(labels)) != len(labels):
-        parser.error(f"--compare: each run needs its own name, got {', '.join(labels)}")
-      named = {label: parse_schedule(parser, s) for label, s in zip(labels, names)}
-    try:
-      for s in named.values():
-        train.check_config(dataclasses.replace(config, schedule=s))
-      configs = None
-      if args.sweep:
-        configs = sweep.dict_sweep(config, parse_sweep(parser, args.sweep))
-      elif args.sweep_lr:
-        configs = sweep.lr_sweep(config, parse_rates(parser, args.sweep_lr))
-      if configs:
-        sweep.stack_plans(configs)
-    except ValueError as e:
-      parser.error(str(e))
 
-    try:
-      if args.find_lr:
-        range_test.find_lr(config, args.workdir, num_steps=args.find_lr_steps)
-      elif configs:
-        sweep.sweep(configs, args.workdir, mode=args.sweep_mode)
-      elif args.compare:
-        sweep.compare(config, named, args.workdir, jobs=args.jobs)
-      else:
-        train.train_and_evaluate(config, args.workdir)
-    except (input_pipeline.DataError, train.ResumeError) as e:
-      sys.exit(f"{parser.prog}: error: {e}")
-    except KeyboardInterrupt:  # every checkpoint written is complete (train_and_evaluate's close)
-      hint = "" if one_program else "; run again with --resume to continue from the last checkpoint"
-      print(f"{parser.prog}: interrupted{hint}", file=sys.stderr, flush=True)
-      sys.exit(130)
+def configure(parser: Parser, args: argparse.Namespace):
+  """The run's config and, for the modes that have them, its named schedules or
+  sweep configurations, checked (one line and exit 2 for a bad one)."""
+  config = dataclasses.replace(
+      default.get_config(), schedule=parse_schedule(parser, args.schedule), epochs=args.epochs,
+      batch_size=args.batch_size, learning_rate=args.lr, optimizer=args.optimizer,
+      momentum=args.momentum, weight_decay=args.weight_decay, seed=args.seed,
+      conv_impl=args.conv_impl, data_dir=args.data_dir, train_subset=args.train_subset,
+      test_subset=args.test_subset, resume=args.resume,
+      progress=sys.stdout.isatty() and not args.no_progress)
+  named = {reporting.schedule_label(config.schedule): config.schedule}
+  if args.compare:
+    names = [s.strip() for s in args.compare.split(",") if s.strip()]
+    labels = [pathlib.Path(s[1:]).stem if s.startswith("@") else s for s in names]
+    if len(set(labels)) != len(labels):
+      parser.error(f"--compare: each run needs its own name, got {', '.join(labels)}")
+    named = {label: parse_schedule(parser, s) for label, s in zip(labels, names)}
+  configs, points = {}, []
+  try:
+    if args.branch is not None:
+      points = parse_numbers(parser, "--branch", args.branch, int)
+      branch.check_branches(points, args.cooldown_epochs, config.epochs)
+    for s in named.values():
+      train.check_config(dataclasses.replace(config, schedule=s))
+    if args.sweep:
+      dicts = parse_json(parser, args.sweep, "sweep")
+      if not (isinstance(dicts, list) and dicts and all(isinstance(d, dict) for d in dicts)):
+        parser.error("--sweep: expected a non-empty JSON list of lrjax schedule dicts")
+      configs = sweep.dict_sweep(config, dicts)
+    elif args.sweep_lr:
+      configs = sweep.lr_sweep(config, parse_numbers(parser, "--sweep-lr", args.sweep_lr))
+    for c in configs.values():
+      train.check_config(c)
+    if configs:
+      sweep.check_sweep(configs, train.steps_per_epoch(config))
+  except ValueError as e:
+    parser.error(str(e))
+  return config, named, configs, points
 
-  launch.run(parser, args, argv, work)
+
+def work(parser: Parser, args: argparse.Namespace) -> None:
+  """Configures, checks the work directory, runs the mode; a failure is one line."""
+  config, named, configs, points = configure(parser, args)
+  try:
+    reporting.check_writable(pathlib.Path(args.workdir))
+  except reporting.OutputError as e:
+    parser.error(str(e))
+
+  def terminate(signum, frame):
+    raise Terminated
+
+  signal.signal(signal.SIGTERM, terminate)
+  prog, failed = parser.prog, []
+  try:
+    if args.find_lr:
+      range_test.find_lr(config, args.workdir, num_steps=args.find_lr_steps)
+    elif configs:
+      rows = sweep.sweep(configs, args.workdir, mode=args.sweep_mode).rows
+      failed = [(r["configuration"], r["diverged"]) for r in rows if r["diverged"]]
+    elif points:
+      rows = branch.branch(config, points, args.cooldown_epochs, args.workdir,
+                           shape=args.cooldown_shape, mode=args.sweep_mode)
+      failed = [(r["branch"], r["diverged"]) for r in rows if r["diverged"]]
+    elif args.compare:
+      rows = compare.compare(config, named, args.workdir, jobs=args.jobs)
+      failed = [(r["schedule"], r["diverged"]) for r in rows if r["diverged"]]
+    else:
+      result = train.train_and_evaluate(config, args.workdir)
+      if result.diverged:
+        sys.exit(f"{prog}: error: {result.failure}")
+  except (input_pipeline.DataError, reporting.ResumeError, reporting.OutputError) as e:
+    sys.exit(f"{prog}: error: {e}")
+  except KeyboardInterrupt as e:  # every checkpoint written is complete
+    what = "stopped by SIGTERM" if isinstance(e, Terminated) else "interrupted"
+    hint = "" if (configs or points or args.find_lr) else (
+        "; run again with --resume to continue from the last checkpoint")
+    print(f"{prog}: {what}{hint}", file=sys.stderr, flush=True)
+    sys.exit(143 if isinstance(e, Terminated) else 130)
+  if failed:
+    sys.exit(f"{prog}: error: {len(failed)} of {len(rows)} runs diverged (" + ", ".join(
+        f"{name} at epoch {e}" for name, e in failed) + "); the others ran to the end. "
+        "Try a lower --lr (--find-lr suggests one)")
 
 
 if __name__ == "__main__":

@@ -20,22 +20,16 @@ from configs import default
 
 @dataclasses.dataclass(frozen=True)
 class Plan:
-  """What drives a run: the rate's schedule, SGD's momentum, plateau settings.
+  """What drives a run: the rate's schedule, the momentum, plateau settings.
 
-  `momentum` is None for plain SGD, a number, or an lrjax schedule;
-  `plateau` is None or the keyword arguments of `lrjax.reduce_on_plateau`.
+  `momentum` is None (the optimizer's own), a number, or an lrjax schedule:
+  SGD's momentum, AdamW's ``b1``; `plateau` is None or the keyword arguments
+  of `lrjax.reduce_on_plateau`.
   """
 
   schedule: lrjax.Schedule
   plateau: dict[str, Any] | None = None
   momentum: float | lrjax.Schedule | None = None
-
-  def hyperparams(self) -> dict[str, Any]:
-    """The keyword arguments of ``lrjax.inject_hyperparams(optax.sgd)``."""
-    out: dict[str, Any] = {"learning_rate": self.schedule}
-    if self.momentum is not None:
-      out["momentum"] = self.momentum
-    return out
 
 
 def keras_plateau(lr: float) -> dict[str, Any]:

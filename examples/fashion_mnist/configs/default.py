@@ -12,6 +12,10 @@ import math
 from typing import Any
 
 CONV_IMPLS = ("auto", "xla", "patches")
+OPTIMIZERS = ("sgd", "adamw")
+ADAMW_WEIGHT_DECAY = 1e-4  # optax.adamw's default
+# Settings that do not shape a run's trajectory: a resumed run may change them.
+NOT_TRAJECTORY = ("epochs", "data_dir", "resume", "progress")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -22,7 +26,9 @@ class Config:
   epochs: int = 30
   batch_size: int = 128
   learning_rate: float = 0.3  # the base rate of the named schedules
+  optimizer: str = "sgd"  # "sgd" or "adamw"
   momentum: float = 0.0  # SGD's momentum (0: plain SGD, as the reference)
+  weight_decay: float | None = None  # AdamW's (None: ADAMW_WEIGHT_DECAY)
   seed: int = 0  # initialisation and data order
   conv_impl: str = "auto"  # "auto": "patches" on CPU, "xla" elsewhere (see train.create_model)
   data_dir: str | None = None  # None: input_pipeline.default_data_dir()
@@ -37,6 +43,11 @@ def get_config() -> Config:
   return Config()
 
 
+def trajectory(config: Config) -> dict[str, Any]:
+  """The settings that shape the run's trajectory (what ``--resume`` must keep)."""
+  return {k: v for k, v in dataclasses.asdict(config).items() if k not in NOT_TRAJECTORY}
+
+
 def check(config: Config) -> None:
   """Raises ValueError, naming the field, for a value no run can use."""
   for name in ("epochs", "batch_size", "train_subset", "test_subset"):
@@ -44,9 +55,18 @@ def check(config: Config) -> None:
     if (x is not None or name in ("epochs", "batch_size")) and (
         not isinstance(x, int) or isinstance(x, bool) or x < 1):
       raise ValueError(f"{name} must be an integer >= 1, got {x!r}")
-  for name, low, strict in (("learning_rate", 0, True), ("momentum", 0, False)):
+  for name, low, strict in (("learning_rate", 0, True), ("momentum", 0, False),
+                            ("weight_decay", 0, False)):
     x = getattr(config, name)
-    if not (isinstance(x, (int, float)) and math.isfinite(x) and (x > low if strict else x >= low)):
+    if x is not None and not (isinstance(x, (int, float)) and math.isfinite(x)
+                              and (x > low if strict else x >= low)):
       raise ValueError(f"{name} must be a finite number {'>' if strict else '>='} {low}, got {x!r}")
-  if config.conv_impl not in CONV_IMPLS:
-    raise ValueError(f"conv_impl must be one of {', '.join(CONV_IMPLS)}, got {config.conv_impl!r}")
+  for name, allowed in (("conv_impl", CONV_IMPLS), ("optimizer", OPTIMIZERS)):
+    if getattr(config, name) not in allowed:
+      raise ValueError(f"{name} must be one of {', '.join(allowed)}, got {getattr(config, name)!r}")
+  if config.optimizer != "sgd" and config.momentum:
+    raise ValueError(f"momentum applies to optimizer 'sgd', got {config.momentum!r} with "
+                     f"{config.optimizer!r}")
+  if config.optimizer != "adamw" and config.weight_decay is not None:
+    raise ValueError(f"weight_decay applies to optimizer 'adamw', got {config.weight_decay!r} "
+                     f"with {config.optimizer!r}")
