@@ -24,7 +24,7 @@ sys.path.insert(0, str(BENCHMARKS))  # where a script finds `timing`, as when ru
 import timing  # noqa: E402  pylint: disable=wrong-import-position
 
 SCRIPTS = ("schedule_overhead", "plateau_overhead", "sweep_throughput", "train_throughput",
-           "end_to_end", "step_profile")
+           "end_to_end", "step_profile", "branch_cost")
 
 
 def _load(name):
@@ -165,6 +165,20 @@ def test_end_to_end_quick(tmp_path, capsys):
       assert _number(row[7]) > 0 and _number(row[8]) > 0, row
   for r in saved_rows:
     assert all(_positive_finite(t) for t in r["epoch_s"]) and _positive_finite(r["total_s"]), r
+
+
+def test_branch_cost_quick(tmp_path, capsys):
+  bench = _load("branch_cost")
+  report = bench.main(["--quick", "--json", str(tmp_path / "out.json")])
+  head, rows = _table(capsys.readouterr().out)
+  assert head == bench.COLUMNS
+  assert [r[0] for r in rows] == ["wsd cooled at 2 over 2", "wsd cooled at 4 over 2",
+                                  "cosine to 0 (1 epoch warmup)"]
+  for row in rows[:2]:  # each branch bit for bit its separate run (threads, on the CPU)
+    assert row[3] == row[5] and _number(row[3]) > 0, row
+  assert json.loads((tmp_path / "out.json").read_text()) == json.loads(json.dumps(report))
+  assert _positive_finite(report["branched_s"]) and _positive_finite(report["separate_s"])
+  assert report["target"] == pytest.approx(1.1 * (4 + 2 * 2) / (4 + 6))
 
 
 def test_plateau_overhead_quick(tmp_path, capsys):
