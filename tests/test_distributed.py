@@ -206,6 +206,15 @@ def test_two_processes_train_as_two_devices_and_only_process_0_writes(two_proces
   np.testing.assert_allclose([r["lr"] for r in got], 0.3, rtol=1e-6)  # plateau: no reduction yet
 
 
+def _wait_for_epoch(procs, epoch: int) -> None:
+  """Until process 0 has printed `epoch`'s line, both processes still running."""
+  deadline = time.monotonic() + RUN_TIMEOUT
+  while not re.search(rf"^Epoch {epoch},", procs[0].stdout(), re.M):
+    assert all(p.p.poll() is None for p in procs), procs[0].stderr()[-3000:]
+    assert time.monotonic() < deadline, f"the run did not reach epoch {epoch}"
+    time.sleep(0.02)
+
+
 def _finalized_steps(ckpt_dir: pathlib.Path) -> list[int]:
   """orbax's complete checkpoints: renamed from their temporary name, commit file written."""
   return sorted(int(p.name) for p in ckpt_dir.iterdir()
@@ -217,11 +226,7 @@ def test_killed_two_process_run_resumes_to_the_uninterrupted_history(two_process
   workdir = tmp_path / "run"
   procs = _two_processes(tmp_path, workdir)
   with started(*procs):
-    deadline = time.monotonic() + RUN_TIMEOUT
-    while not re.search(r"^Epoch 2,", procs[0].stdout(), re.M):
-      assert all(p.p.poll() is None for p in procs), procs[0].stderr()[-3000:]
-      assert time.monotonic() < deadline, "the run did not reach epoch 2"
-      time.sleep(0.02)
+    _wait_for_epoch(procs, 2)
     for p in procs:  # both at once, mid-run
       os.killpg(p.p.pid, signal.SIGKILL)
   steps = _finalized_steps(workdir / "checkpoints")
@@ -234,6 +239,34 @@ def test_killed_two_process_run_resumes_to_the_uninterrupted_history(two_process
   out = procs[0].stdout()
   assert f"Resuming {workdir} after epoch {steps[-1]}" in out, out
   assert [int(m) for m in re.findall(r"^Epoch (\d+),", out, re.M)] == list(range(steps[-1] + 1, EPOCHS + 1))
+  assert _history(workdir) == _history(reference)  # bit for bit
+
+
+def test_sigterm_stops_two_processes_in_one_line_each_and_resume_gives_the_same_history(
+    two_process_run, tmp_path):
+  """SIGTERM to both commands (as a scheduler preempting a job): each stops
+  within seconds with one line and exit status 143, and ``--resume`` ends with
+  the uninterrupted run's history."""
+  reference, *_ = two_process_run
+  workdir = tmp_path / "run"
+  procs = _two_processes(tmp_path, workdir)
+  with started(*procs):
+    _wait_for_epoch(procs, 1)
+    for p in procs:
+      p.p.send_signal(signal.SIGTERM)
+    t0 = time.monotonic()
+    for p in procs:
+      assert p.wait(60) == 143, p.stderr()[-3000:]
+      lines = [l for l in p.stderr().splitlines() if l.strip()]
+      assert lines == ["main.py: stopped by SIGTERM; run again with --resume to continue from "
+                       "the last checkpoint"], p.stderr()[-3000:]
+    assert time.monotonic() - t0 < 30
+  steps = _finalized_steps(workdir / "checkpoints")
+  assert steps and steps[-1] < EPOCHS, steps
+  procs = _two_processes(tmp_path, workdir, extra=("--resume",))
+  with started(*procs):
+    _wait_ok(procs)
+  assert f"Resuming {workdir} after epoch {steps[-1]}" in procs[0].stdout()
   assert _history(workdir) == _history(reference)  # bit for bit
 
 

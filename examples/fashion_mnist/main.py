@@ -69,13 +69,39 @@ def parse_numbers(parser: Parser, flag: str, text: str, kind=float) -> list:
     parser.error(f"{flag}: expected numbers separated by commas, got {text!r}")
 
 
+# Config field -> its flag and help; the flag's type and default come from `default.get_config`.
+CONFIG_FLAGS = {
+    "schedule": ("--schedule", f"one of {', '.join(schedules.SCHEDULES)}; an lrjax schedule as "
+                 "JSON (step-indexed); or @file.json"),
+    "epochs": ("--epochs", "epochs to train"),
+    "batch_size": ("--batch-size", "global batch, split over the devices"),
+    "learning_rate": ("--lr", "base rate of the named schedules"),
+    "optimizer": ("--optimizer", "sgd or adamw"),
+    "momentum": ("--momentum", "SGD's momentum; 0 is plain SGD"),
+    "weight_decay": ("--weight-decay", f"AdamW's (default: {default.ADAMW_WEIGHT_DECAY})"),
+    "seed": ("--seed", "initialisation and data order"),
+    "conv_impl": ("--conv-impl", "the LeNet's code: xla (nnx.Conv), patches (fast on CPU); auto: "
+                  "patches on CPU only"),
+    "data_dir": ("--data-dir", "dataset cache (default: $LRJAX_DATA_DIR, else "
+                 "~/.cache/lrjax/fashion_mnist)"),
+    "train_subset": ("--train-subset", "first N training images"),
+    "test_subset": ("--test-subset", "first N test images"),
+}
+CHOICES = {"optimizer": default.OPTIMIZERS, "conv_impl": default.CONV_IMPLS}
+
+
 def make_parser() -> Parser:
-  """The command line: every flag with its default from `default.get_config`."""
+  """The command line: the config's flags (`CONFIG_FLAGS`), the modes and their settings."""
   ref = default.get_config()
   parser = Parser(description=__doc__.splitlines()[0])
   add = parser.add_argument
-  add("--schedule", default=ref.schedule, help=f"one of {', '.join(schedules.SCHEDULES)}; an lrjax "
-      "schedule as JSON (step-indexed); or @file.json (default: %(default)s)")
+  for field in dataclasses.fields(ref):
+    if field.name in CONFIG_FLAGS:
+      flag, text = CONFIG_FLAGS[field.name]
+      kind = next((t for t in (int, float) if t.__name__ in field.type), str)
+      value = getattr(ref, field.name)
+      add(flag, dest=field.name, type=kind, default=value, choices=CHOICES.get(field.name),
+          help=text if value is None else f"{text} (default: %(default)s)")
   what = parser.add_mutually_exclusive_group()
   what.add_argument("--compare", metavar="A,B,...",
                     help="run these schedules (names or @file.json) and compare them")
@@ -94,24 +120,7 @@ def make_parser() -> Parser:
   add("--jobs", default="auto", metavar="N|auto", help="runs of --compare trained at once; "
       "auto: 2 on a CPU in one process, else 1 (default: %(default)s)")
   add("--find-lr-steps", type=int, default=200, metavar="N", help="batches of the range test")
-  add("--epochs", type=int, default=ref.epochs, help="(default: %(default)s)")
-  add("--batch-size", type=int, default=ref.batch_size,
-      help="global batch, split over the devices (default: %(default)s)")
-  add("--lr", type=float, default=ref.learning_rate,
-      help="base rate of the named schedules (default: %(default)s)")
-  add("--optimizer", choices=default.OPTIMIZERS, default=ref.optimizer, help="(default: %(default)s)")
-  add("--momentum", type=float, default=ref.momentum,
-      help="SGD's momentum; 0 is plain SGD (default: %(default)s)")
-  add("--weight-decay", type=float, default=ref.weight_decay,
-      help=f"AdamW's weight decay (default: {default.ADAMW_WEIGHT_DECAY})")
-  add("--seed", type=int, default=ref.seed, help="initialisation and data order")
-  add("--conv-impl", choices=default.CONV_IMPLS, default=ref.conv_impl,
-      help="the LeNet's code: xla (nnx.Conv), patches (matrix products, fast on CPU); "
-           "auto: patches on CPU only (default: %(default)s)")
   add("--workdir", default="workdir", help="outputs and checkpoints (default: %(default)s)")
-  add("--data-dir", help="dataset cache; if not given, $LRJAX_DATA_DIR or ~/.cache/lrjax/fashion_mnist")
-  add("--train-subset", type=int, metavar="N", help="first N training images")
-  add("--test-subset", type=int, metavar="N", help="first N test images")
   add("--resume", action="store_true", help="continue from the last checkpoint that restores")
   add("--no-progress", action="store_true", help="no progress bar")
   launch.add_flags(parser)
@@ -143,13 +152,9 @@ def main(argv: list[str] | None = None) -> None:
 def configure(parser: Parser, args: argparse.Namespace):
   """The run's config and, for the modes that have them, its named schedules or
   sweep configurations, checked (one line and exit 2 for a bad one)."""
-  config = dataclasses.replace(
-      default.get_config(), schedule=parse_schedule(parser, args.schedule), epochs=args.epochs,
-      batch_size=args.batch_size, learning_rate=args.lr, optimizer=args.optimizer,
-      momentum=args.momentum, weight_decay=args.weight_decay, seed=args.seed,
-      conv_impl=args.conv_impl, data_dir=args.data_dir, train_subset=args.train_subset,
-      test_subset=args.test_subset, resume=args.resume,
-      progress=sys.stdout.isatty() and not args.no_progress)
+  config = default.Config(**{k: getattr(args, k) for k in CONFIG_FLAGS}, resume=args.resume,
+                          progress=sys.stdout.isatty() and not args.no_progress)
+  config = dataclasses.replace(config, schedule=parse_schedule(parser, config.schedule))
   named = {reporting.schedule_label(config.schedule): config.schedule}
   if args.compare:
     names = [s.strip() for s in args.compare.split(",") if s.strip()]

@@ -66,7 +66,7 @@ def check_writable(workdir: pathlib.Path) -> None:
   """
   try:
     workdir.mkdir(parents=True, exist_ok=True)
-    probe = workdir / ".write-test"
+    probe = workdir / f".write-test-{os.getpid()}"  # processes sharing the directory
     probe.write_text("ok")
     probe.unlink()
   except OSError as e:
