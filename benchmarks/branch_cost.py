@@ -31,23 +31,8 @@ from typing import Any
 
 import timing
 
-EXAMPLE = pathlib.Path(__file__).resolve().parents[1] / "examples" / "fashion_mnist"
 COLUMNS = ["run", "epochs", "best test acc (epoch)", "final test acc", "final test loss",
            "separate run's final test acc"]
-
-
-def _import_example():
-  """The example's ``branch``, ``schedules`` and ``train``, and ``lrjax``, or a clear error."""
-  if not (EXAMPLE / "branch.py").exists():
-    raise SystemExit(f"branch_cost: {EXAMPLE / 'branch.py'} not found; "
-                     "this benchmark runs the Fashion-MNIST example")
-  if str(EXAMPLE) not in sys.path:
-    sys.path.insert(0, str(EXAMPLE))
-  import branch  # pylint: disable=import-outside-toplevel
-  import lrjax  # pylint: disable=import-outside-toplevel
-  import schedules  # pylint: disable=import-outside-toplevel
-  import train  # pylint: disable=import-outside-toplevel
-  return branch, schedules, train, lrjax
 
 
 def _timed(fn):
@@ -75,7 +60,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
   if args.quick:
     args.epochs, args.branch, args.cooldown_epochs = 6, "2,4", 2
     args.train_subset, args.test_subset = args.train_subset or 512, args.test_subset or 256
-  branch, schedules, train, lrjax = _import_example()
+  branch, schedules, train, lrjax = timing.import_example(
+      "branch_cost", "branch", "schedules", "train", "lrjax")
   points, n = [int(x) for x in args.branch.split(",")], args.cooldown_epochs
   config = train.Config(schedule=args.schedule, epochs=args.epochs, learning_rate=args.lr,
                         data_dir=args.data_dir, train_subset=args.train_subset,

@@ -15,9 +15,12 @@ taken between variants of the same run.
 
 from __future__ import annotations
 
+import importlib
 import os
+import pathlib
 import platform
 import statistics
+import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -87,3 +90,17 @@ def machine() -> str:
   """The processor and the number of CPU cores this process may use."""
   cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
   return f"{platform.processor() or platform.machine()}, {cores} CPU cores"
+
+
+EXAMPLE = pathlib.Path(__file__).resolve().parents[1] / "examples" / "fashion_mnist"
+
+
+def import_example(script: str, *modules: str) -> list[Any]:
+  """The Fashion-MNIST example's `modules`, imported from its folder; a
+  missing example ends `script` with one line."""
+  if not (EXAMPLE / "train.py").exists():
+    raise SystemExit(f"{script}: {EXAMPLE / 'train.py'} not found; "
+                     "this benchmark runs the Fashion-MNIST example")
+  if str(EXAMPLE) not in sys.path:
+    sys.path.insert(0, str(EXAMPLE))
+  return [importlib.import_module(m) for m in modules]
