@@ -103,9 +103,9 @@ def branch(config: train.Config, points: Sequence[int], cooldown_epochs: int,
     with concurrent.futures.ThreadPoolExecutor(len(runs)) as pool:
       progs = sweep.programs(mode, graphdef_k, states, data, plan.plateau is not None, pool)
       train.fit(config, progs, runs, data, range(cooldown_epochs), offsets=points)
-  for run in runs:
+  for run, e in zip(runs, points):
     if not run.diverged:
-      run.finish(reporting.schedule_label(config.schedule) + f" cooled at {run.name[7:]}")
+      run.finish(f"{reporting.schedule_label(config.schedule)} cooled at {e}")
   wall_s = time.perf_counter() - start
   rows = [{"branch": name, **reporting.summarize(r.history, r.diverged)}
           for name, r in zip(names, runs)]
