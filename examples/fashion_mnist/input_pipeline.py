@@ -41,12 +41,8 @@ from jax.sharding import NamedSharding, PartitionSpec as P
 
 DEBIAN_DIR = "/usr/share/datasets/fashion-mnist"
 CACHE_NAME = "fashion_mnist.npz"
-FILES = (
-    "train-images-idx3-ubyte.gz",
-    "train-labels-idx1-ubyte.gz",
-    "t10k-images-idx3-ubyte.gz",
-    "t10k-labels-idx1-ubyte.gz",
-)
+FILES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
+         "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
 # Modification times in the upstream gzip headers (from the files tfds checks).
 _UPSTREAM_MTIME = {"train": 0x59A7E9DE, "t10k": 0x59A7E9F3}
 TRAIN_SIZE, TEST_SIZE = 60_000, 10_000
@@ -59,15 +55,12 @@ class DataError(RuntimeError):
 
 def default_data_dir() -> pathlib.Path:
   """``$LRJAX_DATA_DIR``, else ``~/.cache/lrjax/fashion_mnist``."""
-  env = os.environ.get("LRJAX_DATA_DIR")
-  if env:
-    return pathlib.Path(env).expanduser()
-  return pathlib.Path.home() / ".cache" / "lrjax" / "fashion_mnist"
+  return pathlib.Path(os.environ.get("LRJAX_DATA_DIR")
+                      or "~/.cache/lrjax/fashion_mnist").expanduser()
 
 
-def load(
-    data_dir: str | os.PathLike | None = None, *, debian_dir: str | os.PathLike | None = None
-) -> dict[str, np.ndarray]:
+def load(data_dir: str | os.PathLike | None = None, *,
+         debian_dir: str | os.PathLike | None = None) -> dict[str, np.ndarray]:
   """Returns Fashion-MNIST, preparing and caching it in `data_dir` the first time.
 
   Args:
@@ -148,8 +141,7 @@ def restore_gzip_header(debian: bytes, name: str, mtime: int) -> bytes:
   """
   if len(debian) < 18 or debian[:3] != b"\x1f\x8b\x08" or debian[3] != 0:
     raise DataError(f"{name}.gz is not a gzip file with a bare header (FLG=0)")
-  xfl_os = debian[8:10]
-  header = b"\x1f\x8b\x08\x08" + struct.pack("<I", mtime) + xfl_os
+  header = b"\x1f\x8b\x08\x08" + struct.pack("<I", mtime) + debian[8:10]  # then XFL, OS
   return header + name.encode("ascii") + b"\x00" + debian[10:]
 
 
@@ -157,24 +149,17 @@ def _restore_debian_files(debian_dir: pathlib.Path, out_dir: pathlib.Path) -> No
   """Writes the four upstream files, checked against tfds' checksums, to `out_dir`."""
   import tensorflow_datasets as tfds  # pylint: disable=import-outside-toplevel
 
-  expected = {
-      info.filename: info.checksum
-      for info in tfds.builder_cls("fashion_mnist").url_infos.values()
-  }
+  expected = {info.filename: info.checksum
+              for info in tfds.builder_cls("fashion_mnist").url_infos.values()}
   out_dir.mkdir(parents=True, exist_ok=True)
   for fname in FILES:
-    restored = restore_gzip_header(
-        (debian_dir / fname).read_bytes(),
-        fname.removesuffix(".gz"),
-        _UPSTREAM_MTIME[fname.split("-")[0]],
-    )
+    restored = restore_gzip_header((debian_dir / fname).read_bytes(), fname.removesuffix(".gz"),
+                                   _UPSTREAM_MTIME[fname.split("-")[0]])
     digest = hashlib.sha256(restored).hexdigest()
     if digest != expected[fname]:
-      raise DataError(
-          f"{debian_dir / fname} does not restore to the upstream file (sha256 "
-          f"{digest}, tfds expects {expected[fname]}); reinstall "
-          "dataset-fashion-mnist or let tfds download the data"
-      )
+      raise DataError(f"{debian_dir / fname} does not restore to the upstream file (sha256 "
+                      f"{digest}, tfds expects {expected[fname]}); reinstall "
+                      "dataset-fashion-mnist or let tfds download the data")
     (out_dir / fname).write_bytes(restored)
 
 
@@ -184,11 +169,9 @@ def _prepare(data_dir: pathlib.Path, debian_dir: pathlib.Path, cache: pathlib.Pa
   try:
     import tensorflow_datasets as tfds  # pylint: disable=import-outside-toplevel
   except ImportError as e:
-    raise DataError(
-        f"Fashion-MNIST is not cached in {data_dir} and preparing it needs "
-        f"tensorflow-datasets and tensorflow-cpu ({e}); pip install "
-        "'lrjax[examples]'"
-    ) from None
+    raise DataError(f"Fashion-MNIST is not cached in {data_dir} and preparing it needs "
+                    f"tensorflow-datasets and tensorflow-cpu ({e}); pip install "
+                    "'lrjax[examples]'") from None
 
   manual_dir = None
   have_debian = all((debian_dir / f).exists() for f in FILES)
@@ -200,16 +183,13 @@ def _prepare(data_dir: pathlib.Path, debian_dir: pathlib.Path, cache: pathlib.Pa
     raise DataError(_missing_message(data_dir, debian_dir, "no network"))
   config = tfds.download.DownloadConfig(manual_dir=str(manual_dir) if manual_dir else None)
   try:
-    builder.download_and_prepare(
-        download_dir=str(data_dir / "downloads"), download_config=config
-    )
+    builder.download_and_prepare(download_dir=str(data_dir / "downloads"), download_config=config)
   except Exception as e:  # pylint: disable=broad-except
     if have_debian:
       raise
     reason = (str(e).strip().splitlines() or [""])[0][:120]
-    raise DataError(
-        _missing_message(data_dir, debian_dir, f"{type(e).__name__}: {reason}")
-    ) from None
+    why = f"{type(e).__name__}: {reason}"
+    raise DataError(_missing_message(data_dir, debian_dir, why)) from None
 
   arrays = {}
   for split in _SIZES:
@@ -239,13 +219,11 @@ def _reachable(url: str, timeout: float = 10.0) -> bool:
 
 
 def _missing_message(data_dir: pathlib.Path, debian_dir: pathlib.Path, why: str) -> str:
-  return (
-      f"Fashion-MNIST is not prepared in {data_dir}, {debian_dir} does not hold "
-      f"Debian's copy, and tfds cannot download it ({why}). Get it with "
-      "`apt-get install dataset-fashion-mnist`, or run once with internet "
-      "access, or point --data-dir (or $LRJAX_DATA_DIR) at a directory holding "
-      f"{CACHE_NAME}."
-  )
+  return (f"Fashion-MNIST is not prepared in {data_dir}, {debian_dir} does not hold "
+          f"Debian's copy, and tfds cannot download it ({why}). Get it with "
+          "`apt-get install dataset-fashion-mnist`, or run once with internet "
+          "access, or point --data-dir (or $LRJAX_DATA_DIR) at a directory holding "
+          f"{CACHE_NAME}.")
 
 
 # --- batches, their order, devices -------------------------------------------

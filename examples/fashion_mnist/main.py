@@ -197,20 +197,17 @@ def work(parser: Parser, args: argparse.Namespace) -> None:
     raise Terminated
 
   signal.signal(signal.SIGTERM, terminate)
-  prog, failed = parser.prog, []
+  prog, rows, name = parser.prog, [], ""
   try:
     if args.find_lr:
       range_test.find_lr(config, args.workdir, num_steps=args.find_lr_steps)
     elif configs:
-      rows = sweep.sweep(configs, args.workdir, mode=args.sweep_mode).rows
-      failed = [(r["configuration"], r["diverged"]) for r in rows if r["diverged"]]
+      rows, name = sweep.sweep(configs, args.workdir, mode=args.sweep_mode).rows, "configuration"
     elif points:
-      rows = branch.branch(config, points, args.cooldown_epochs, args.workdir,
-                           shape=args.cooldown_shape, mode=args.sweep_mode)
-      failed = [(r["branch"], r["diverged"]) for r in rows if r["diverged"]]
+      rows, name = branch.branch(config, points, args.cooldown_epochs, args.workdir,
+                                 shape=args.cooldown_shape, mode=args.sweep_mode), "branch"
     elif args.compare:
-      rows = compare.compare(config, named, args.workdir, jobs=args.jobs)
-      failed = [(r["schedule"], r["diverged"]) for r in rows if r["diverged"]]
+      rows, name = compare.compare(config, named, args.workdir, jobs=args.jobs), "schedule"
     else:
       result = train.train_and_evaluate(config, args.workdir)
       if result.diverged:
@@ -223,9 +220,10 @@ def work(parser: Parser, args: argparse.Namespace) -> None:
         "; run again with --resume to continue from the last checkpoint")
     print(f"{prog}: {what}{hint}", file=sys.stderr, flush=True)
     sys.exit(143 if isinstance(e, Terminated) else 130)
+  failed = [(r[name], r["diverged"]) for r in rows if r["diverged"]]
   if failed:
     sys.exit(f"{prog}: error: {len(failed)} of {len(rows)} runs diverged (" + ", ".join(
-        f"{name} at epoch {e}" for name, e in failed) + "); the others ran to the end. "
+        f"{run} at epoch {e}" for run, e in failed) + "); the others ran to the end. "
         "Try a lower --lr (--find-lr suggests one)")
 
 

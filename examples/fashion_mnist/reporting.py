@@ -169,9 +169,6 @@ class Checkpoints:
       except OSError as e:
         raise OutputError(f"cannot write {self.directory}: {_cause(e)}") from None
 
-  def latest(self) -> int | None:
-    return self.manager.latest_step()
-
   def save(self, epoch: int, state, record: dict[str, Any]) -> None:
     """Saves epoch `epoch`; raises `OutputError` if it cannot be written
     (the manager closed first, what its threads print held back: `_held_stderr`)."""
@@ -339,9 +336,6 @@ class TensorBoard:
       self.writer.add_scalar("lr/step", rate, first_step + i)
     self.writer.flush()
 
-  def close(self) -> None:
-    self.writer.close()
-
 
 class Run:
   """One run's outputs in `workdir` (None: only its console lines and history).
@@ -384,7 +378,7 @@ class Run:
     if jax.process_count() > 1:
       multihost_utils.sync_global_devices("workdir ready")
     self.checkpoints = Checkpoints(ckpt_dir)
-    if resume and self.checkpoints.latest() is not None:
+    if resume and self.checkpoints.manager.latest_step() is not None:
       self.state, saved, epoch = self.checkpoints.restore(
           state, lambda saved: check_same_run(saved, record, self.workdir), self.log)
       record["history"] = saved["history"][:epoch]
@@ -430,7 +424,7 @@ class Run:
     if self.checkpoints is not None:
       self.checkpoints.close()
     if self.tensorboard is not None:
-      self.tensorboard.close()
+      self.tensorboard.writer.close()
 
 
 def schedule_label(schedule: str | dict[str, Any]) -> str:

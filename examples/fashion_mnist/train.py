@@ -103,16 +103,13 @@ def create_train_state(model: models.LeNet, config: Config, plan: schedules.Plan
   plateau = plan.plateau or {}
   built = {k: v for k, v in plateau.items() if k not in PLATEAU_SETTABLE}  # fixed in the transform
   key = (config.optimizer, jax.tree.structure(hp), plan.plateau is None, str(sorted(built.items())))
-  cached = transforms is not None and key in transforms
-  if cached:
-    tx = transforms[key]
-  else:
-    tx = lrjax.inject_hyperparams(getattr(optax, config.optimizer))(**hp)
+  transforms = {} if transforms is None else transforms
+  cached = key in transforms
+  if not cached:
+    transforms[key] = lrjax.inject_hyperparams(getattr(optax, config.optimizer))(**hp)
     if plan.plateau is not None:
-      tx = optax.chain(tx, lrjax.reduce_on_plateau(**plan.plateau))
-  if transforms is not None:
-    transforms[key] = tx
-  opt = nnx.Optimizer(model, tx, wrt=nnx.Param)
+      transforms[key] = optax.chain(transforms[key], lrjax.reduce_on_plateau(**plan.plateau))
+  opt = nnx.Optimizer(model, transforms[key], wrt=nnx.Param)
   if cached:
     opt.opt_state = lrjax.set_hyperparams(opt.opt_state, **hp)
     if plan.plateau is not None:
@@ -318,6 +315,7 @@ def train_epoch(train: Callable, state, idx: np.ndarray, weight: np.ndarray,
   stops there (its metrics then cover fewer steps).
   """
   size = chunk_steps(idx.shape[1])
+  progress = progress or (lambda steps: None)
   outs: list[dict[str, np.ndarray]] = []
   pending = []
   for c in range(0, idx.shape[1], size):
@@ -325,13 +323,11 @@ def train_epoch(train: Callable, state, idx: np.ndarray, weight: np.ndarray,
     pending.append(metrics)
     if len(pending) > 1:
       outs.append(_metrics_on_host(pending.pop(0)))
-      if progress is not None:
-        progress(size)
+      progress(size)
       if not np.isfinite(outs[-1]["loss_sum"]).any():
         break
   outs.extend(_metrics_on_host(m) for m in pending)
-  if progress is not None:
-    progress(size)
+  progress(size)
   return state, {k: np.concatenate([o[k] for o in outs]) for k in outs[0]}
 
 
