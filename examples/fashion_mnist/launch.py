@@ -55,15 +55,17 @@ _FATAL = re.compile(rb"^F\d{4} [\d:.]+\s+\d+ [^\]]+\] ?(.*)$")
 
 def add_flags(parser: argparse.ArgumentParser) -> None:
   """Adds ``--distributed``, ``--coordinator``, ``--num-processes``, ``--process-id``, ``--timeout``."""
-  add = parser.add_argument
-  add("--distributed", action="store_true", help="multi-process: call jax.distributed.initialize() "
-      "first (in a watched child process)")
-  add("--coordinator", metavar="HOST:PORT", help="with --distributed, where auto-detection does "
-      "not apply: process 0's address and a free port")
-  add("--num-processes", type=int, metavar="N", help="with --coordinator")
-  add("--process-id", type=int, metavar="I", help="with --coordinator: 0 .. N-1")
-  add("--timeout", type=int, metavar="SECONDS", help="with --distributed: how long the processes "
-      f"wait for each other at start-up (initialization_timeout; default: {DEFAULT_TIMEOUT})")
+  parser.add_argument("--distributed", action="store_true",
+                      help="multi-process: call jax.distributed.initialize() first (in a "
+                           "watched child process)")
+  parser.add_argument("--coordinator", metavar="HOST:PORT",
+                      help="with --distributed, where auto-detection does not apply: process "
+                           "0's address and a free port")
+  parser.add_argument("--num-processes", type=int, metavar="N", help="with --coordinator")
+  parser.add_argument("--process-id", type=int, metavar="I", help="with --coordinator: 0 .. N-1")
+  parser.add_argument("--timeout", type=int, metavar="SECONDS",
+                      help="with --distributed: how long the processes wait for each other at "
+                           f"start-up (initialization_timeout; default: {DEFAULT_TIMEOUT})")
 
 
 def run(parser: argparse.ArgumentParser, args: argparse.Namespace,
