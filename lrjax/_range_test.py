@@ -142,11 +142,7 @@ def lr_range_test(
       _FN, "min_value", min_value, low=0.0, low_open=True
   )
   max_value = _checks.check_float(_FN, "max_value", max_value)
-  if not max_value > min_value:
-    raise ValueError(
-        f"{_FN}: max_value must be > min_value = {min_value!r}, got "
-        f"{max_value!r}"
-    )
+  _checks.check_order(_FN, "max_value", max_value, ">", "min_value", min_value)
   smoothing = _checks.check_float(
       _FN, "smoothing", smoothing, low=0.0, high=1.0, high_open=True
   )
