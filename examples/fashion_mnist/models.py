@@ -1,34 +1,24 @@
 """LeNet-5 with ReLU and max-pooling (the "modern" LeNet of D2L), in Flax NNX.
 
-`LeNet` is written the way Flax users write it: `nnx.Conv`, `nnx.relu`,
-`nnx.max_pool`, `nnx.Linear`, NHWC images; the model on GPU and TPU.
-`LeNetPatches` has its layers, parameters and initialisation (a subclass that
-only replaces ``__call__``) and computes the same logits with the batch as
-the contiguous axis and each 5x5 convolution as one matrix product over
-patches (`conv_relu_pool`): about 3x faster on XLA:CPU, whose backward
-convolutions and `reduce_window` pooling gradient dominate there. `create`
-picks one by the config's ``conv_impl``.
+`LeNet` is the model as Flax users write it, for GPU and TPU. `LeNetPatches`
+subclasses it with a ``__call__`` that computes the same logits from the same
+parameters with each convolution as one matrix product over patches: about 3x
+faster on XLA:CPU, whose backward convolutions and pooling gradient are slow.
 """
-
-from __future__ import annotations
 
 import functools
 import math
-from typing import Any
 
 import jax
 import jax.numpy as jnp
 from flax import nnx
 
 
-def torch_init(fan_in: int) -> dict[str, Any]:
+def torch_init(fan_in: int) -> dict:
   """PyTorch's default Conv2d/Linear init: weights and biases U(±1/sqrt(fan_in))."""
   bound = 1.0 / math.sqrt(fan_in)
-  return dict(
-      kernel_init=nnx.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform"),
-      bias_init=lambda key, shape, dtype=jnp.float32: jax.random.uniform(
-          key, shape, dtype, -bound, bound),
-  )
+  return dict(kernel_init=nnx.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform"),
+              bias_init=functools.partial(jax.random.uniform, minval=-bound, maxval=bound))
 
 
 class LeNet(nnx.Module):
@@ -61,8 +51,8 @@ def _pool_windows(x):
 def max_pool_2x2(x: jax.Array) -> jax.Array:
   """2x2 max-pooling with stride 2 over axes 1 and 2 of x (C, H, W, B).
 
-  The gradient goes to the first maximum of each window (as in PyTorch and
-  `lax.reduce_window`), computed by one fused elementwise pass.
+  The gradient goes to the first maximum of each window, as `nnx.max_pool`'s
+  does, in one fused elementwise pass.
   """
   a, b, c, d = _pool_windows(x)
   return jnp.maximum(jnp.maximum(a, b), jnp.maximum(c, d))
@@ -80,8 +70,7 @@ def _max_pool_bwd(res, g):
   first_b = ~first_a & (b == y)
   first_c = ~(first_a | first_b) & (c == y)
   first_d = ~(first_a | first_b | first_c)
-  zero = jnp.zeros_like(g)
-  ga, gb, gc, gd = (jnp.where(m, g, zero) for m in (first_a, first_b, first_c, first_d))
+  ga, gb, gc, gd = (jnp.where(m, g, 0.0) for m in (first_a, first_b, first_c, first_d))
   rows = jnp.stack([jnp.stack([ga, gb], axis=3), jnp.stack([gc, gd], axis=3)], axis=2)
   return (rows.reshape(x.shape),)  # (C, H/2, 2, W/2, 2, B) -> (C, H, W, B)
 
@@ -93,11 +82,10 @@ max_pool_2x2.defvjp(_max_pool_fwd, _max_pool_bwd)
 def conv_patches(x: jax.Array, kh: int, kw: int) -> jax.Array:
   """The (kh, kw, C, oh, ow, B) patches of x (C, H, W, B) for a VALID convolution.
 
-  Cut by kw shifted slices along the width, then kh along the height. The
-  gradient adds each patch's cotangent back in place (`.at[].add`), about 2x
-  faster on a CPU than the transpose of the slices that autodiff builds.
+  The gradient adds each patch's cotangent back in place, about 2x faster on a
+  CPU than the transpose of the slices that autodiff builds.
   """
-  c, h, w, b = x.shape
+  _, h, w, _ = x.shape
   oh, ow = h - kh + 1, w - kw + 1
   cols = jnp.stack([x[:, :, j:j + ow] for j in range(kw)])     # (kw, C, H, ow, B)
   return jnp.stack([cols[:, :, i:i + oh] for i in range(kh)])  # (kh, kw, C, oh, ow, B)
@@ -108,7 +96,7 @@ def _conv_patches_fwd(x, kh, kw):
 
 
 def _conv_patches_bwd(kh, kw, shape, g):
-  oh, ow = g.shape[3], g.shape[4]
+  oh, ow = g.shape[3:5]
   dx = jnp.zeros(shape, g.dtype)
   for i in range(kh):
     for j in range(kw):
@@ -122,30 +110,21 @@ conv_patches.defvjp(_conv_patches_fwd, _conv_patches_bwd)
 def conv_relu_pool(x: jax.Array, kernel: jax.Array, bias: jax.Array, padding: int) -> jax.Array:
   """``max_pool_2x2(relu(conv(x, kernel) + bias))`` for x (C, H, W, B).
 
-  `kernel` is (kh, kw, C, O), as `nnx.Conv` holds it. The convolution is one
-  matrix product ``kernel (O, kh*kw*C) @ patches (kh*kw*C, oh*ow*B)``, the
-  patches cut from the padded input by kh + kw shifted slices (first along
-  the width, then along the height); pooling comes before the bias and the
-  ReLU, which gives the same values (both are monotone and the bias is one
-  number per channel) on a 4x smaller array.
+  `kernel` is (kh, kw, C, O), as `nnx.Conv` holds it. Pooling comes before the
+  bias and the ReLU (both monotone, the bias one number per channel): the same
+  values from a 4x smaller array.
   """
   kh, kw, cin, cout = kernel.shape
-  p = padding
-  x = jnp.pad(x, ((0, 0), (p, p), (p, p), (0, 0)))
+  x = jnp.pad(x, ((0, 0), (padding, padding), (padding, padding), (0, 0)))
   patches = conv_patches(x, kh, kw)  # (kh, kw, C, oh, ow, B)
-  _, _, _, oh, ow, b = patches.shape
-  y = kernel.reshape(kh * kw * cin, cout).T @ patches.reshape(kh * kw * cin, oh * ow * b)
-  y = max_pool_2x2(y.reshape(cout, oh, ow, b))
+  y = kernel.reshape(kh * kw * cin, cout).T @ patches.reshape(kh * kw * cin, -1)
+  y = max_pool_2x2(y.reshape(cout, *patches.shape[3:]))
   return jax.nn.relu(y + bias[:, None, None, None])
 
 
 class LeNetPatches(LeNet):
-  """`models.LeNet` computed by `conv_relu_pool`.
-
-  ``conv_relu_pool(x, kernel, bias, padding)`` gives what
-  ``nnx.max_pool(nnx.relu(conv(x)), (2, 2), strides=(2, 2))`` gives (to float
-  rounding; tested), from the same `nnx.Conv` parameters.
-  """
+  """`LeNet` computed by `conv_relu_pool`, the batch as the last axis: the same
+  logits to float rounding (tested)."""
 
   def __call__(self, x: jax.Array) -> jax.Array:
     """Logits (B, 10) for images (B, 28, 28, 1) scaled to [-1, 1]."""

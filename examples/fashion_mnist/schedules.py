@@ -1,16 +1,8 @@
-"""The example's named schedules: what drives the rate (and momentum) of a run.
-
-A `Plan` is a step-indexed learning-rate schedule, optionally a momentum
-schedule, and optionally the settings of the plateau transform. `SCHEDULES`
-maps each name to a function of (base rate, epochs, steps per epoch); the
-reference experiment's schedules are indexed by epoch and go through
-`lrjax.per_epoch`; the others count optimizer steps.
-"""
+"""The example's named schedules (`SCHEDULES`) and the `Plan` a run follows."""
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
 from typing import Any
 
 import lrjax
@@ -20,12 +12,9 @@ from configs import default
 
 @dataclasses.dataclass(frozen=True)
 class Plan:
-  """What drives a run: the rate's schedule, the momentum, plateau settings.
-
-  `momentum` is None (the optimizer's own), a number, or an lrjax schedule:
-  SGD's momentum, AdamW's ``b1``; `plateau` is None or the keyword arguments
-  of `lrjax.reduce_on_plateau`.
-  """
+  """What drives a run: the rate's schedule, the plateau transform's keyword
+  arguments (or None), and SGD's momentum or AdamW's ``b1`` (None: the
+  optimizer's own; a number; or an lrjax schedule)."""
 
   schedule: lrjax.Schedule
   plateau: dict[str, Any] | None = None
@@ -36,26 +25,26 @@ def keras_plateau(lr: float) -> dict[str, Any]:
   """Keras' ``ReduceLROnPlateau(monitor="val_accuracy", mode="max", factor=0.5,
   patience=3, min_delta=1e-4, min_lr=1e-5)`` as `lrjax.reduce_on_plateau` settings.
 
-  Keras reduces once `patience` epochs in a row failed to improve, PyTorch (and
-  lrjax) once more than `patience` did: Keras' 3 is lrjax's 2. Keras'
-  min_delta is absolute and its min_lr a rate, lrjax's min_scale a factor of
-  the schedule's rate.
+  Keras reduces after `patience` bad epochs, lrjax (as PyTorch) after more than
+  `patience`: Keras' 3 is lrjax's 2. Keras' min_delta is absolute and its
+  min_lr a rate, lrjax's min_scale a factor of the schedule's rate.
   """
   return dict(factor=0.5, patience=2, mode="max", threshold=1e-4,
               threshold_mode="abs", min_scale=1e-5 / lr)
 
 
-def warmup_stable_decay(lr: float, total: int, spe: int) -> Plan:
+def wsd(lr: float, epochs: int, spe: int) -> Plan:
   """Warmup for an epoch (at most a tenth of the run), flat, then a "1-sqrt"
   cooldown to 0 over the last fifth of the run."""
+  total = epochs * spe
   warmup, decay = min(spe, total // 10), max(1, total // 5)
   return Plan(lrjax.warmup_stable_decay(
       lr, warmup_steps=warmup, stable_steps=total - warmup - decay,
       decay_steps=decay, decay_shape="1-sqrt"))
 
 
-# name -> (base rate, epochs, steps per epoch) -> Plan.
-SCHEDULES: dict[str, Callable[[float, int, int], Plan]] = {
+# name -> function of (base rate, epochs, steps per epoch) -> Plan.
+SCHEDULES = {
     # The reference experiment ("Dive into Deep Learning", 12.11), by epoch:
     "none": lambda lr, epochs, spe: Plan(lrjax.constant(lr)),
     "sqrt": lambda lr, epochs, spe: Plan(
@@ -76,7 +65,7 @@ SCHEDULES: dict[str, Callable[[float, int, int], Plan]] = {
     "one-cycle-momentum": lambda lr, epochs, spe: Plan(
         lrjax.one_cycle(peak_value=lr, total_steps=epochs * spe),
         momentum=lrjax.one_cycle_momentum(total_steps=epochs * spe)),
-    "wsd": lambda lr, epochs, spe: warmup_stable_decay(lr, epochs * spe, spe),
+    "wsd": wsd,
 }
 
 
@@ -99,8 +88,3 @@ def make_plan(config: default.Config, steps_per_epoch: int) -> Plan:
       raise ValueError(f"momentum: schedule {s!r} sets its own momentum, got {config.momentum!r}")
     plan = dataclasses.replace(plan, momentum=config.momentum)
   return plan
-
-
-def label(schedule: str | dict[str, Any]) -> str:
-  """A name for plots and directories: the schedule's name or lrjax type."""
-  return schedule if isinstance(schedule, str) else str(schedule.get("type", "custom"))
