@@ -514,6 +514,7 @@ def test_interrupted_then_resumed_run_equals_uninterrupted(tmp_path, monkeypatch
     (["--schedule", "nope"], "unknown schedule 'nope'"),
     (["--compare", "none,bogus"], "unknown schedule 'bogus'"),
     (["--compare", "none,none"], "each run needs its own name"),
+    (["--compare", ","], "each run needs its own name, got none"),
     (["--epochs", "-3"], "epochs must be an integer >= 1, got -3"),
     (["--epochs", "x"], "invalid int value: 'x'"),
     (["--batch-size", "0"], "batch_size must be an integer >= 1"),

@@ -1,13 +1,8 @@
-"""Several schedules compared, run by run (``--compare``).
+"""Several schedules compared (``--compare``).
 
-`compare(config, named, workdir, jobs)` runs each schedule with
-`train.train_and_evaluate` in ``workdir/<name>``, `jobs` runs at a time (in
-threads: on a CPU two runs fill the cores one leaves idle), the runs whose
-schedules share a structure sharing one optimizer transform and so one
-trace, and writes one table and one plot.
+One `train.train_and_evaluate` run each, `jobs` at a time in threads (on a CPU
+two runs fill the cores one leaves idle); one table and one plot.
 """
-
-from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
@@ -17,39 +12,26 @@ import time
 from typing import Any
 
 import jax
-import optax
 
 import reporting
 import train
 
 
-def parse_jobs(jobs: int | str) -> int | str:
-  """``"auto"``, or the integer >= 1 that `jobs` is (an int, or its digits).
-
-  Raises:
-    ValueError: otherwise, naming `jobs`.
-  """
-  n = int(jobs) if isinstance(jobs, str) and jobs.isdigit() else jobs
-  if n != "auto" and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
-    raise ValueError(f"jobs must be 'auto' or an integer >= 1, got {n!r}")
-  return n
-
-
 def resolve_jobs(jobs: int | str) -> int:
-  """How many runs `compare` trains at once: ``"auto"`` is 2 on a CPU in one
-  process and 1 otherwise.
+  """How many runs `compare` trains at once: `jobs` (an integer >= 1, or its
+  digits), or for ``"auto"`` 2 on a CPU in one process, else 1. Above 1 in one
+  process only: the processes of a multi-process run must run the same
+  programs in the same order (`main` refuses ``--jobs`` with ``--distributed``).
 
   Raises:
-    ValueError: if `jobs` is neither ``"auto"`` nor an integer >= 1, or is
-      above 1 in a multi-process run (whose processes must run the same
-      programs in the same order).
+    ValueError: if `jobs` is neither ``"auto"`` nor an integer >= 1.
   """
-  jobs = parse_jobs(jobs)
   if jobs == "auto":
     return 2 if jax.default_backend() == "cpu" and jax.process_count() == 1 else 1
-  if jobs > 1 and jax.process_count() > 1:
-    raise ValueError(f"jobs: the runs of a multi-process comparison go one at a time, got {jobs}")
-  return jobs
+  n = int(jobs) if isinstance(jobs, str) and jobs.isdigit() else jobs
+  if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+    raise ValueError(f"jobs must be 'auto' or an integer >= 1, got {n!r}")
+  return n
 
 
 def compare(config: train.Config, named: dict[str, str | dict[str, Any]],
@@ -75,12 +57,11 @@ def compare(config: train.Config, named: dict[str, str | dict[str, Any]],
   """
   jobs = min(resolve_jobs(jobs), len(named))
   workdir = pathlib.Path(workdir)
-  transforms: dict[Any, optax.GradientTransformation] = {}
+  transforms = {}  # shared: runs whose schedules share a structure share one trace
   stop = threading.Event()
-  main_process = jax.process_index() == 0
 
   def run(name: str, s: str | dict[str, Any]) -> train.Result:
-    if main_process and jobs == 1:  # only process 0 prints (as train_and_evaluate does)
+    if jobs == 1 and jax.process_index() == 0:  # only process 0 prints, as train_and_evaluate
       print(f"== {name} ==", flush=True)
     c = dataclasses.replace(config, schedule=s, progress=config.progress and jobs == 1)
     return train.train_and_evaluate(c, workdir / name, transforms=transforms,
@@ -89,21 +70,18 @@ def compare(config: train.Config, named: dict[str, str | dict[str, Any]],
   start = time.perf_counter()
   with concurrent.futures.ThreadPoolExecutor(jobs) as pool:
     futures = [pool.submit(run, name, s) for name, s in named.items()]
-    try:  # an interrupt or a failed run: the others end after their epoch
-      concurrent.futures.wait(futures, return_when=concurrent.futures.FIRST_EXCEPTION)
-      for f in futures:
-        if f.done() and f.exception() is not None:
-          raise f.exception()
-      results = [f.result() for f in futures]
-    except BaseException:
+    try:
+      for f in concurrent.futures.as_completed(futures):
+        f.result()  # raises a failed run's exception at once
+    except BaseException:  # a failed run or an interrupt: the others end after their epoch
       stop.set()
-      for f in futures:
-        f.cancel()
+      pool.shutdown(cancel_futures=True)
       raise
+  results = [f.result() for f in futures]
   wall_s = time.perf_counter() - start
   rows = [{"schedule": name, **reporting.summarize(r.history, r.diverged),
            "time_s": sum(row["time"] for row in r.history)} for name, r in zip(named, results)]
-  if main_process:
+  if jax.process_index() == 0:
     print(reporting.write_comparison(workdir, rows, {n: r.history for n, r in zip(named, results)}))
     print(f"{len(rows)} runs, {jobs} at a time: {wall_s:.1f} s wall time", flush=True)
   return rows

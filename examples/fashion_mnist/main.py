@@ -8,8 +8,6 @@
 See README.md for the flags and outputs.
 """
 
-from __future__ import annotations
-
 import argparse
 import dataclasses
 import json
@@ -40,174 +38,145 @@ class Terminated(KeyboardInterrupt):
   """SIGTERM (a scheduler's preemption), handled as Ctrl-C is."""
 
 
-def parse_json(parser: Parser, text: str, what: str, *, plain_name: bool = False):
-  """JSON, or ``@file.json`` holding it; with `plain_name`, text that is not
-  a JSON object is returned as a name."""
-  if text.startswith("@"):
-    try:
-      text = pathlib.Path(text[1:]).read_text()
-    except OSError as e:
-      parser.error(f"cannot read {what} file {text[1:]!r}: {e.strerror}")
-  if plain_name and not text.lstrip().startswith("{"):
-    return text.strip()
+def parse_json(parser: Parser, text: str, what: str):
+  """`text` as JSON, or (``@file.json``) the JSON in that file."""
   try:
-    return json.loads(text)
+    return json.loads(pathlib.Path(text[1:]).read_text() if text.startswith("@") else text)
+  except OSError as e:
+    parser.error(f"cannot read {what} file {text[1:]!r}: {e.strerror}")
   except json.JSONDecodeError as e:
     parser.error(f"malformed {what} JSON: {e}")
 
 
 def parse_schedule(parser: Parser, text: str) -> str | dict:
-  """A schedule name, a JSON lrjax schedule, or ``@file.json`` holding one."""
-  return parse_json(parser, text, "schedule", plain_name=True)
+  """A schedule name, or an lrjax schedule as JSON or ``@file.json``."""
+  text = text.strip()
+  return parse_json(parser, text, "schedule") if text.startswith(("{", "@")) else text
 
 
-def parse_numbers(parser: Parser, flag: str, text: str, kind=float) -> list:
-  """``0.05,0.1,0.3``: the values of a comma-separated flag."""
+def parse_numbers(text: str, kind=float) -> list:
+  """``0.05,0.1,0.3``: the values of a comma-separated flag (an argparse type)."""
   try:
     return [kind(x) for x in text.split(",") if x.strip()]
   except ValueError:
-    parser.error(f"{flag}: expected numbers separated by commas, got {text!r}")
-
-
-# Config field -> its flag and help; the flag's type and default come from `default.get_config`.
-CONFIG_FLAGS = {
-    "schedule": ("--schedule", f"one of {', '.join(schedules.SCHEDULES)}; an lrjax schedule as "
-                 "JSON (step-indexed); or @file.json"),
-    "epochs": ("--epochs", "epochs to train"),
-    "batch_size": ("--batch-size", "global batch, split over the devices"),
-    "learning_rate": ("--lr", "base rate of the named schedules"),
-    "optimizer": ("--optimizer", "sgd or adamw"),
-    "momentum": ("--momentum", "SGD's momentum; 0 is plain SGD"),
-    "weight_decay": ("--weight-decay", f"AdamW's (default: {default.ADAMW_WEIGHT_DECAY})"),
-    "seed": ("--seed", "initialisation and data order"),
-    "conv_impl": ("--conv-impl", "the LeNet's code: xla (nnx.Conv), patches (fast on CPU); auto: "
-                  "patches on CPU only"),
-    "data_dir": ("--data-dir", "dataset cache (default: $LRJAX_DATA_DIR, else "
-                 "~/.cache/lrjax/fashion_mnist)"),
-    "train_subset": ("--train-subset", "first N training images"),
-    "test_subset": ("--test-subset", "first N test images"),
-}
-CHOICES = {"optimizer": default.OPTIMIZERS, "conv_impl": default.CONV_IMPLS}
+    raise argparse.ArgumentTypeError(f"expected numbers separated by commas, got {text!r}")
 
 
 def make_parser() -> Parser:
-  """The command line: the config's flags (`CONFIG_FLAGS`), the modes and their settings."""
-  ref = default.get_config()
-  parser = Parser(description=__doc__.splitlines()[0])
+  """The flags: the config's (defaults from `default.get_config`), the modes', the processes'."""
+  parser = Parser(description=__doc__.splitlines()[0],
+                  epilog=f"Defaults: the reference experiment, {default.get_config()}.")
   add = parser.add_argument
-  for field in dataclasses.fields(ref):
-    if field.name in CONFIG_FLAGS:
-      flag, text = CONFIG_FLAGS[field.name]
-      kind = next((t for t in (int, float) if t.__name__ in field.type), str)
-      value = getattr(ref, field.name)
-      add(flag, dest=field.name, type=kind, default=value, choices=CHOICES.get(field.name),
-          help=text if value is None else f"{text} (default: %(default)s)")
-  what = parser.add_mutually_exclusive_group()
-  what.add_argument("--compare", metavar="A,B,...",
-                    help="run these schedules (names or @file.json) and compare them")
-  what.add_argument("--sweep", metavar="JSON|@file.json", help="train these lrjax schedules "
-                    "(a JSON list of dicts of one kind) together")
-  what.add_argument("--sweep-lr", metavar="A,B,...",
-                    help="train the named --schedule at each of these base rates together")
-  what.add_argument("--find-lr", action="store_true",
-                    help="run the learning-rate range test (1e-5 to 10) instead of training")
-  what.add_argument("--branch", metavar="E1,E2,...", help="train to the last of these epochs "
-                    "and, from each, a cooldown branch of --cooldown-epochs, together")
+  add("--schedule", type=lambda text: parse_schedule(parser, text),
+      help=f"one of {', '.join(schedules.SCHEDULES)}; an lrjax schedule as JSON; or @file.json")
+  add("--epochs", type=int)
+  add("--batch-size", type=int, help="the global batch, split over the devices")
+  add("--lr", dest="learning_rate", type=float, help="the base rate of the named schedules")
+  add("--optimizer", choices=default.OPTIMIZERS)
+  add("--momentum", type=float, help="SGD's; 0 is plain SGD")
+  add("--weight-decay", type=float, help=f"AdamW's; None: {default.ADAMW_WEIGHT_DECAY}")
+  add("--seed", type=int, help="initialisation and data order")
+  add("--conv-impl", choices=default.CONV_IMPLS, help="auto: patches on CPU, else xla (nnx.Conv)")
+  add("--data-dir", help="the dataset cache; None: $LRJAX_DATA_DIR or ~/.cache/lrjax/fashion_mnist")
+  add("--train-subset", type=int, metavar="N", help="the first N training images")
+  add("--test-subset", type=int, metavar="N", help="the first N test images")
+  add("--resume", action="store_true", help="continue from the last checkpoint that restores")
+  parser.set_defaults(**dataclasses.asdict(default.get_config()))
+  mode = parser.add_mutually_exclusive_group()
+  mode.add_argument("--compare", metavar="A,B,...", help="compare these schedules (or @file.json)")
+  mode.add_argument("--sweep", metavar="JSON|@file.json",
+                    help="train these lrjax schedules (a JSON list of dicts of one kind) together")
+  mode.add_argument("--sweep-lr", metavar="A,B,...", type=parse_numbers,
+                    help="train the named --schedule at these base rates together")
+  mode.add_argument("--find-lr", action="store_true", help="the range test: rates 1e-5 to 10")
+  mode.add_argument("--branch", metavar="E1,E2,...", type=lambda text: parse_numbers(text, int),
+                    help="train to the last epoch E_i and, from each, a cooldown branch, together")
   add("--cooldown-epochs", type=int, metavar="N", help="each --branch's length in epochs")
   add("--cooldown-shape", choices=branch.SHAPES, default="1-sqrt", help="(default: %(default)s)")
-  add("--sweep-mode", choices=sweep.MODES, default="auto",
-      help="how a sweep runs its K configurations; auto: threads on CPU, vmap elsewhere")
-  add("--jobs", default="auto", metavar="N|auto", help="runs of --compare trained at once; "
-      "auto: 2 on a CPU in one process, else 1 (default: %(default)s)")
-  add("--find-lr-steps", type=int, default=200, metavar="N", help="batches of the range test")
+  add("--sweep-mode", choices=sweep.MODES, default="auto", help="auto: threads on CPU, else vmap")
+  add("--jobs", default="auto", metavar="N|auto",
+      help="runs of --compare trained at once; auto: 2 on a CPU in one process, else 1")
+  add("--find-lr-steps", type=int, default=200, metavar="N", help="batches (default: %(default)s)")
   add("--workdir", default="workdir", help="outputs and checkpoints (default: %(default)s)")
-  add("--resume", action="store_true", help="continue from the last checkpoint that restores")
   add("--no-progress", action="store_true", help="no progress bar")
   launch.add_flags(parser)
   return parser
 
 
+def resumable(args: argparse.Namespace) -> bool:
+  """Whether ``--resume`` applies to the mode: a single run or ``--compare``."""
+  return not (args.sweep or args.sweep_lr is not None or args.find_lr or args.branch is not None)
+
+
 def main(argv: list[str] | None = None) -> None:
+  """Parses and checks the flags; runs `work` (with ``--distributed``, in a child process)."""
   parser = make_parser()
   args = parser.parse_args(argv)
-  if (args.sweep or args.sweep_lr or args.find_lr or args.branch) and (
-      args.resume or args.distributed):
+  if not resumable(args) and (args.resume or args.distributed):
     parser.error("--resume and --distributed apply to single runs and --compare, "
                  "not to --sweep, --sweep-lr, --find-lr or --branch")
   if (args.branch is None) != (args.cooldown_epochs is None):
     parser.error("--branch and --cooldown-epochs go together")
-  try:
-    args.jobs = compare.parse_jobs(args.jobs)
-  except ValueError as e:
-    parser.error(f"--{e}")
-  if args.jobs != "auto" and not args.compare:
-    parser.error("--jobs applies to --compare only")
-  if args.jobs != "auto" and args.jobs > 1 and args.distributed:
-    parser.error("--jobs: the runs of a multi-process --compare go one at a time")
+  if args.jobs != "auto":
+    if not args.compare:
+      parser.error("--jobs applies to --compare only")
+    try:
+      args.jobs = compare.resolve_jobs(args.jobs)
+    except ValueError as e:
+      parser.error(f"--{e}")
+    if args.jobs > 1 and args.distributed:
+      parser.error("--jobs: the runs of a multi-process --compare go one at a time")
   if args.find_lr_steps < 2:
     parser.error(f"--find-lr-steps must be an integer >= 2, got {args.find_lr_steps}")
   launch.run(parser, args, argv, lambda: work(parser, args))
 
 
-def configure(parser: Parser, args: argparse.Namespace):
-  """The run's config and, for the modes that have them, its named schedules or
-  sweep configurations, checked (one line and exit 2 for a bad one)."""
-  config = default.Config(**{k: getattr(args, k) for k in CONFIG_FLAGS}, resume=args.resume,
-                          progress=sys.stdout.isatty() and not args.no_progress)
-  config = dataclasses.replace(config, schedule=parse_schedule(parser, config.schedule))
+def work(parser: Parser, args: argparse.Namespace) -> None:
+  """Checks the settings and the work directory, runs the mode; a failure is one line."""
+  flags = {f.name: getattr(args, f.name) for f in dataclasses.fields(default.Config)}
+  config = default.Config(**flags | {"progress": sys.stdout.isatty() and not args.no_progress})
   named = {reporting.schedule_label(config.schedule): config.schedule}
   if args.compare:
     names = [s.strip() for s in args.compare.split(",") if s.strip()]
     labels = [pathlib.Path(s[1:]).stem if s.startswith("@") else s for s in names]
-    if len(set(labels)) != len(labels):
-      parser.error(f"--compare: each run needs its own name, got {', '.join(labels)}")
+    if not labels or len(set(labels)) != len(labels):
+      parser.error(f"--compare: each run needs its own name, got {', '.join(labels) or 'none'}")
     named = {label: parse_schedule(parser, s) for label, s in zip(labels, names)}
-  configs, points = {}, []
   try:
-    if args.branch is not None:
-      points = parse_numbers(parser, "--branch", args.branch, int)
-      branch.check_branches(points, args.cooldown_epochs, config.epochs)
-    for s in named.values():
-      train.check_config(dataclasses.replace(config, schedule=s))
+    configs = None  # a sweep's
     if args.sweep:
       dicts = parse_json(parser, args.sweep, "sweep")
       if not (isinstance(dicts, list) and dicts and all(isinstance(d, dict) for d in dicts)):
         parser.error("--sweep: expected a non-empty JSON list of lrjax schedule dicts")
       configs = sweep.dict_sweep(config, dicts)
-    elif args.sweep_lr:
-      configs = sweep.lr_sweep(config, parse_numbers(parser, "--sweep-lr", args.sweep_lr))
-    for c in configs.values():
+    elif args.sweep_lr is not None:
+      configs = sweep.lr_sweep(config, args.sweep_lr)
+    elif args.branch is not None:
+      branch.check_branches(args.branch, args.cooldown_epochs, config.epochs)
+    runs = configs or {n: dataclasses.replace(config, schedule=s) for n, s in named.items()}
+    for c in runs.values():
       train.check_config(c)
-    if configs:
+    if configs is not None:
       sweep.check_sweep(configs, train.steps_per_epoch(config))
-  except ValueError as e:
-    parser.error(str(e))
-  return config, named, configs, points
-
-
-def work(parser: Parser, args: argparse.Namespace) -> None:
-  """Configures, checks the work directory, runs the mode; a failure is one line."""
-  config, named, configs, points = configure(parser, args)
-  try:
     reporting.check_writable(pathlib.Path(args.workdir))
-  except reporting.OutputError as e:
+  except (ValueError, reporting.OutputError) as e:
     parser.error(str(e))
 
   def terminate(signum, frame):
     raise Terminated
 
   signal.signal(signal.SIGTERM, terminate)
-  prog, rows, name = parser.prog, [], ""
+  prog, rows, key = parser.prog, [], ""
   try:
     if args.find_lr:
       range_test.find_lr(config, args.workdir, num_steps=args.find_lr_steps)
-    elif configs:
-      rows, name = sweep.sweep(configs, args.workdir, mode=args.sweep_mode).rows, "configuration"
-    elif points:
-      rows, name = branch.branch(config, points, args.cooldown_epochs, args.workdir,
-                                 shape=args.cooldown_shape, mode=args.sweep_mode), "branch"
+    elif configs is not None:
+      rows, key = sweep.sweep(configs, args.workdir, mode=args.sweep_mode).rows, "configuration"
+    elif args.branch is not None:
+      rows, key = branch.branch(config, args.branch, args.cooldown_epochs, args.workdir,
+                                shape=args.cooldown_shape, mode=args.sweep_mode), "branch"
     elif args.compare:
-      rows, name = compare.compare(config, named, args.workdir, jobs=args.jobs), "schedule"
+      rows, key = compare.compare(config, named, args.workdir, jobs=args.jobs), "schedule"
     else:
       result = train.train_and_evaluate(config, args.workdir)
       if result.diverged:
@@ -216,15 +185,14 @@ def work(parser: Parser, args: argparse.Namespace) -> None:
     sys.exit(f"{prog}: error: {e}")
   except KeyboardInterrupt as e:  # every checkpoint written is complete
     what = "stopped by SIGTERM" if isinstance(e, Terminated) else "interrupted"
-    hint = "" if (configs or points or args.find_lr) else (
-        "; run again with --resume to continue from the last checkpoint")
-    print(f"{prog}: {what}{hint}", file=sys.stderr, flush=True)
+    if resumable(args):
+      what += "; run again with --resume to continue from the last checkpoint"
+    print(f"{prog}: {what}", file=sys.stderr, flush=True)
     sys.exit(143 if isinstance(e, Terminated) else 130)
-  failed = [(r[name], r["diverged"]) for r in rows if r["diverged"]]
+  failed = [f"{r[key]} at epoch {r['diverged']}" for r in rows if r["diverged"]]
   if failed:
-    sys.exit(f"{prog}: error: {len(failed)} of {len(rows)} runs diverged (" + ", ".join(
-        f"{run} at epoch {e}" for run, e in failed) + "); the others ran to the end. "
-        "Try a lower --lr (--find-lr suggests one)")
+    sys.exit(f"{prog}: error: {len(failed)} of {len(rows)} runs diverged ({', '.join(failed)}); "
+             "the others ran to the end. Try a lower --lr (--find-lr suggests one)")
 
 
 if __name__ == "__main__":

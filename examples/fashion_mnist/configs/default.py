@@ -5,8 +5,6 @@ epochs, under the ``cosine`` schedule unless another is named. `main.py` maps
 its flags onto these fields; `train.train_and_evaluate` takes the result.
 """
 
-from __future__ import annotations
-
 import dataclasses
 import math
 from typing import Any
@@ -52,15 +50,14 @@ def check(config: Config) -> None:
   """Raises ValueError, naming the field, for a value no run can use."""
   for name in ("epochs", "batch_size", "train_subset", "test_subset"):
     x = getattr(config, name)
-    if (x is not None or name in ("epochs", "batch_size")) and (
-        not isinstance(x, int) or isinstance(x, bool) or x < 1):
+    if (x is not None or not name.endswith("subset")) and not (type(x) is int and x >= 1):
       raise ValueError(f"{name} must be an integer >= 1, got {x!r}")
-  for name, low, strict in (("learning_rate", 0, True), ("momentum", 0, False),
-                            ("weight_decay", 0, False)):
+  if not (isinstance(config.learning_rate, (int, float)) and 0 < config.learning_rate < math.inf):
+    raise ValueError(f"learning_rate must be a finite number > 0, got {config.learning_rate!r}")
+  for name in ("momentum", "weight_decay"):
     x = getattr(config, name)
-    if x is not None and not (isinstance(x, (int, float)) and math.isfinite(x)
-                              and (x > low if strict else x >= low)):
-      raise ValueError(f"{name} must be a finite number {'>' if strict else '>='} {low}, got {x!r}")
+    if x is not None and not (isinstance(x, (int, float)) and 0 <= x < math.inf):
+      raise ValueError(f"{name} must be a finite number >= 0, got {x!r}")
   for name, allowed in (("conv_impl", CONV_IMPLS), ("optimizer", OPTIMIZERS)):
     if getattr(config, name) not in allowed:
       raise ValueError(f"{name} must be one of {', '.join(allowed)}, got {getattr(config, name)!r}")
