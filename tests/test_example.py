@@ -418,6 +418,30 @@ def test_ctrl_c_ends_a_parallel_compare_with_one_line_and_every_run_resumable(tm
     assert latest == len(history)  # the last epoch printed is the last saved
 
 
+def test_sigterm_while_the_first_epoch_compiles_and_trains_exits_143_without_a_crash(tmp_path):
+  """Steps still in flight when the interpreter tears down can crash XLA
+  (SIGSEGV, exit -11, in about one try of three here before main exited at once)."""
+  data_dir = _generated_data(tmp_path / "data", n_train=8192, n_test=128)
+  for trial, wait in enumerate((0.5, 2.0, 4.0)):
+    p = subprocess.Popen([sys.executable, str(EXAMPLE / "main.py"), "--epochs", "1000",
+                          "--batch-size", "32", "--data-dir", str(data_dir),
+                          "--workdir", str(tmp_path / f"run{trial}"), "--no-progress"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         env=dict(os.environ, JAX_PLATFORMS="cpu"))
+    try:
+      for line in p.stdout:  # the data is on the devices; the first epoch compiles and trains
+        if line.startswith("JAX "):
+          break
+      time.sleep(wait)
+      p.send_signal(signal.SIGTERM)
+      _, err = p.communicate(timeout=60)
+    finally:
+      p.kill()
+    assert p.returncode == 143, (wait, p.returncode, err[-3000:])
+    assert err.strip().splitlines()[-1] == ("main.py: stopped by SIGTERM; run again with "
+                                            "--resume to continue from the last checkpoint")
+
+
 # --- training on the real data ----------------------------------------------------------
 
 # A few thousand real images for two epochs; one-cycle over the run, batch 32.

@@ -11,6 +11,7 @@ See README.md for the flags and outputs.
 import argparse
 import dataclasses
 import json
+import os
 import pathlib
 import signal
 import sys
@@ -188,7 +189,8 @@ def work(parser: Parser, args: argparse.Namespace) -> None:
     if resumable(args):
       what += "; run again with --resume to continue from the last checkpoint"
     print(f"{prog}: {what}", file=sys.stderr, flush=True)
-    sys.exit(143 if isinstance(e, Terminated) else 130)
+    sys.stdout.flush()  # then no teardown: with steps still in flight it can crash XLA (SIGSEGV)
+    os._exit(143 if isinstance(e, Terminated) else 130)
   failed = [f"{r[key]} at epoch {r['diverged']}" for r in rows if r["diverged"]]
   if failed:
     sys.exit(f"{prog}: error: {len(failed)} of {len(rows)} runs diverged ({', '.join(failed)}); "
