@@ -4,7 +4,7 @@ Builds the example's training chunk exactly as its loop does
 (``examples/fashion_mnist/train.py``: ``Config(schedule="cosine")``, batch
 128, `train.create_train_state` of `train.create_model` under
 `schedules.make_plan`, the mesh of `input_pipeline.make_mesh` and
-``train.jitted_steps(mesh).train_chunk``: ``--steps`` steps of `train_step`
+``train.jitted_steps(mesh)``'s chunk: ``--steps`` steps of `train_step`
 in one compiled ``lax.scan``, 67 as an epoch of 469 steps is cut by
 `train.chunk_steps`), on a synthetic training split of 60,000 images already
 on the device (the speed does not depend on the pixels) and the batch rows
@@ -124,9 +124,9 @@ class Chunk(NamedTuple):
   train: Any  # the example's train module
   graphdef: Any
   state: Any
-  args: tuple  # (images, labels, idx, weight), on the device
+  args: tuple  # (split, idx, weight), on the device: split holds "image" and "label"
   data_sharding: Any  # of a batch
-  chunk: Any  # train.jitted_steps(mesh).train_chunk
+  chunk: Any  # train.jitted_steps(mesh)[0]: the jitted train.train_steps
   steps: int
   batch: int
 
@@ -156,35 +156,35 @@ def build(steps: int, batch: int, train_size: int) -> Chunk:
   order = input_pipeline.epoch_order(config.seed, 0, train_size)
   idx, weight = input_pipeline.batch_indices(np.resize(order, max(train_size, steps * batch)), batch)
   rows = input_pipeline.to_device({"idx": idx[:steps], "weight": weight[:steps]}, replicated)
-  return Chunk(train, graphdef, state, (split["image"], split["label"], rows["idx"], rows["weight"]),
-               data_sharding, train.jitted_steps(mesh).train_chunk, steps, batch)
+  return Chunk(train, graphdef, state, (split, rows["idx"], rows["weight"]), data_sharding,
+               train.jitted_steps(mesh)[0], steps, batch)
 
 
 def _phase_fns(c: Chunk) -> dict[str, Any]:
   """Forward alone and forward+backward over the chunk's batches, each a function of
-  (state, images, labels, idx, weight) returning a scalar."""
+  (state, split, idx, weight) returning a scalar."""
   from flax import nnx  # pylint: disable=import-outside-toplevel
   train, graphdef, sharding = c.train, c.graphdef, c.data_sharding
 
-  def batch_of(images, labels, i, w):  # the batch the example's chunk cuts, sharded alike
+  def batch_of(split, i, w):  # the batch the example's chunk cuts, sharded alike
     return jax.lax.with_sharding_constraint(
-        {"image": images[i], "label": labels[i], "weight": w}, sharding)
+        {"image": split["image"][i], "label": split["label"][i], "weight": w}, sharding)
 
   # The state rides in the scan's carry, unchanged, as in train.train_steps
   # (nnx merges it inside the loop's trace).
-  def forward(state, images, labels, idx, weight):
+  def forward(state, split, idx, weight):
     def body(carry, xs):
       state, total = carry
       model, _ = nnx.merge(graphdef, state)
-      loss = train.loss_and_metrics(model, batch_of(images, labels, *xs))[0]
+      loss = train.loss_and_metrics(model, batch_of(split, *xs))[0]
       return (state, total + loss), None
     return jax.lax.scan(body, (state, jnp.zeros((), jnp.float32)), (idx, weight))[0][1]
 
-  def forward_backward(state, images, labels, idx, weight):
+  def forward_backward(state, split, idx, weight):
     def body(carry, xs):
       state, total = carry
       model, _ = nnx.merge(graphdef, state)
-      grads = nnx.grad(train.loss_and_metrics, has_aux=True)(model, batch_of(images, labels, *xs))[0]
+      grads = nnx.grad(train.loss_and_metrics, has_aux=True)(model, batch_of(split, *xs))[0]
       # Every gradient summed into the carry, so none is optimized away (61,706 adds).
       return (state, total + sum(jnp.sum(g) for g in jax.tree.leaves(grads))), None
     return jax.lax.scan(body, (state, jnp.zeros((), jnp.float32)), (idx, weight))[0][1]
@@ -194,10 +194,10 @@ def _phase_fns(c: Chunk) -> dict[str, Any]:
 
 def compile_chunk(c: Chunk, idx=None, weight=None):
   """The example's own jitted chunk lowered and compiled (for other rows, if
-  given), and the seconds it took; it takes ``(state, images, labels, idx, weight)``."""
-  images, labels, i, w = c.args
+  given), and the seconds it took; it takes ``(state, split, idx, weight)``."""
+  split, i, w = c.args
   t0 = time.perf_counter()
-  out = c.chunk.lower(c.graphdef, c.state, images, labels,
+  out = c.chunk.lower(c.graphdef, c.state, split,
                       i if idx is None else idx, w if weight is None else weight).compile()
   return out, time.perf_counter() - t0
 
@@ -251,7 +251,7 @@ def measure_phases(c: Chunk, repeats: int) -> dict[str, Any]:
   programs["train step"], compile_s["train step"] = compile_chunk(c)
   for name, program in programs.items():
     flops[name] = _flops(program)
-  one_step, _ = compile_chunk(c, c.args[2][:1], c.args[3][:1])  # a loop of one trip
+  one_step, _ = compile_chunk(c, c.args[1][:1], c.args[2][:1])  # a loop of one trip
   step_flops = _flops(one_step)
   # XLA counts a loop's body once; should a version count every trip, divide.
   per = c.steps if c.steps > 1 and flops["train step"] > 1.5 * step_flops else 1
@@ -633,7 +633,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
 
   machine = timing.machine()
   print(f"Fashion-MNIST example's train step (cosine schedule, batch {batch}), "
-        f"{args.steps} steps per compiled chunk as train.jitted_steps(mesh).train_chunk, "
+        f"{args.steps} steps per compiled chunk as train.jitted_steps(mesh)'s, "
         f"on a synthetic split of {train_size:,} images on the device: JAX {jax.__version__} on "
         f"{jax.devices()[0].platform} x{jax.device_count()}; {machine}; median of "
         f"{args.repeats} calls per program{' (--quick: not a measurement)' if args.quick else ''}.\n")

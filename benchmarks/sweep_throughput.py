@@ -4,17 +4,17 @@ Trains the example's LeNet (examples/fashion_mnist) under K ``cosine``
 schedules with different base rates, one chunk of N steps (as the example's
 epoch runs them: `train.train_steps`, a ``lax.scan`` over batch rows of the
 split on the device) on synthetic data (the speed does not depend on the
-pixels), five ways:
+pixels), three ways:
 
 * ``sequential``: K separate runs, one after another, of train.py's
   compiled chunk on configuration k's own state: the baseline;
 * ``threads``: the same compiled chunk for all K at the same time, one
-  thread each (sweep.py's default on CPU);
-* ``unroll``, ``map``, ``vmap``: sweep.py's one program over the K stacked
-  states: K copies of the chunk, a loop over k (``jax.lax.map``), or the
-  chunk batched by ``jax.vmap`` (sweep.py's default on GPU and TPU).
+  thread each (the sweep's default on CPU);
+* ``vmap``: one program over the K stacked states, the chunk batched by
+  ``jax.vmap`` (the sweep's default on GPU and TPU).
 
-Every variant is sweep.py's own (`sweep.programs`). The table gives
+Every variant is train.py's own jitted chunk (`train.jitted_steps`), as
+`train.fit` runs it for the sweep's modes. The table gives
 configuration-steps per second (K x steps / wall time) and the ratio to
 ``sequential`` at the same K, measured in the same run; the first call (compile and one chunk) is
 reported apart; each time is the median of several repeats after a warm-up
@@ -47,10 +47,11 @@ import timing
 EXAMPLE = pathlib.Path(__file__).resolve().parents[1] / "examples" / "fashion_mnist"
 sys.path.insert(0, str(EXAMPLE))
 
+import input_pipeline  # noqa: E402  pylint: disable=wrong-import-position
 import sweep  # noqa: E402  pylint: disable=wrong-import-position
 import train  # noqa: E402  pylint: disable=wrong-import-position
 
-VARIANTS = ("sequential", "threads", "unroll", "map", "vmap")
+VARIANTS = ("sequential", "threads", "vmap")
 RATES = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)  # the first K are used
 
 
@@ -74,14 +75,16 @@ def _variants(k: int, batch_size: int, steps: int, pool) -> dict[str, tuple[Any,
   data = _data(config, max(steps * batch_size, 4 * batch_size))
   graphdef, states = splits[0][0], [jax.device_put(s, data.replicated) for _, s in splits]
   idx, weight = train.epoch_batches(config, 0, len(data.train["label"]))
-  idx, weight = np.stack([idx[:steps]] * k), np.stack([weight[:steps]] * k)
-  # sequential: train.py's chunk on configuration k's own state, one after another
-  one = train.programs_in_threads(graphdef, states[:1], data, False)
-  variants = {"sequential": lambda: [jax.block_until_ready(one.train([s], idx[:1], weight[:1]))
-                                     for s in states]}
-  for mode in VARIANTS[1:]:
-    programs = sweep.programs(mode, graphdef, states, data, False, pool)
-    variants[mode] = lambda p=programs: jax.block_until_ready(p.train(p.state, idx, weight))
+  put = lambda rows: input_pipeline.to_device(rows, data.replicated)
+  rows = put({"idx": idx[:steps], "weight": weight[:steps]})  # each configuration's chunk
+  rows_k = put({"idx": np.stack([idx[:steps]] * k), "weight": np.stack([weight[:steps]] * k)})
+  chunk, chunk_k = (train.jitted_steps(data.replicated.mesh, vmap)[0] for vmap in (False, True))
+  one = lambda s: jax.block_until_ready(chunk(graphdef, s, data.train, rows["idx"], rows["weight"]))
+  stacked = train.stack(states)
+  variants = {"sequential": lambda: [one(s) for s in states],
+              "threads": lambda: list(pool.map(one, states)),
+              "vmap": lambda: jax.block_until_ready(
+                  chunk_k(graphdef, stacked, data.train, rows_k["idx"], rows_k["weight"]))}
   out = {}
   for name, run in variants.items():  # the first call compiles
     t0 = time.perf_counter()

@@ -1,48 +1,36 @@
 """Sweeps: K configurations trained together on the same batches, one table.
 
 `lr_sweep` and `dict_sweep` make the configurations (``--sweep-lr``,
-``--sweep``); `sweep` trains them with train.py's loop (`train.fit`), the K
-schedules living in the optimizer states (one transform; each
-configuration's schedules swapped in by `lrjax.set_hyperparams`). The K
-models start from the same parameters (the config's seed), so they differ
-by their schedule alone. `programs` runs the K configurations one of four
-ways: ``threads`` (K states, train.py's jitted chunk run for all K at the
-same time from a thread pool: `train.programs_in_threads`), ``vmap``
-(`jax.vmap` over K stacked states: one batched program), ``unroll`` (K
-copies of the chunk in one program) or ``map`` (a loop over k inside one
-program). ``auto`` picks ``threads`` on CPU and ``vmap`` elsewhere.
+``--sweep``); `sweep` trains them with `train.fit`, the K schedules in the
+optimizer states of one transform, the K models from the same parameters (the
+config's seed), so they differ by their schedule alone: ``threads`` (K states,
+train.py's jitted chunk for each, from K threads) or ``vmap`` (one program
+over the K stacked states).
 """
 
 from __future__ import annotations
 
-import concurrent.futures
 import dataclasses
 import json
 import pathlib
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 import jax
 from flax import nnx
-from jax.sharding import NamedSharding, PartitionSpec as P
 
 import input_pipeline
 import reporting
 import schedules
 import train
 
-MODES = ("auto", "threads", "vmap", "unroll", "map")
+MODES = ("auto", "threads", "vmap")
 
 
 def resolve_mode(mode: str) -> str:
-  """The mode to run: ``auto`` is ``threads`` on CPU (K programs from K
-  threads fill a CPU's idle cores; benchmarks/sweep_throughput.py) and
-  ``vmap`` elsewhere (K small steps become one larger one).
-
-  Raises:
-    ValueError: if `mode` is not one of `MODES`.
-  """
+  """The mode to run: ``auto`` is ``threads`` on CPU (K programs fill a CPU's
+  idle cores) and ``vmap`` elsewhere (K small steps become one larger one)."""
   if mode not in MODES:
     raise ValueError(f"sweep mode must be one of {', '.join(MODES)}, got {mode!r}")
   if mode == "auto":
@@ -83,10 +71,7 @@ def dict_sweep(config: train.Config, schedules: Sequence[dict[str, Any]]) -> dic
 def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
   out = {}
   for k, v in d.items():
-    if isinstance(v, dict):
-      out.update(_flatten(v, f"{prefix}{k}."))
-    else:
-      out[f"{prefix}{k}"] = v
+    out.update(_flatten(v, f"{prefix}{k}.") if isinstance(v, dict) else {prefix + k: v})
   return out
 
 
@@ -94,27 +79,23 @@ def check_sweep(configs: dict[str, train.Config], steps_per_epoch: int) -> list[
   """The K plans, once checked that the configurations can train together.
 
   Raises:
-    ValueError: if `configs` is empty, they differ in anything but the
-      schedule and base rate, only some use the plateau transform, the
-      schedules differ in structure, or two configurations would train
-      alike (one line each).
+    ValueError: (one line) if they differ in more than schedule and base rate,
+      in structure or in using the plateau transform, or two train alike.
   """
   if not configs:
     raise ValueError("sweep: no configurations")
-  first = next(iter(configs.values()))
+  labels, first = list(configs), next(iter(configs.values()))
+  plans = [schedules.make_plan(c, steps_per_epoch) for c in configs.values()]
   shared = lambda c: dataclasses.replace(c, schedule="", learning_rate=1.0)
-  for label, c in configs.items():
+  structure = lambda p: jax.tree.structure(train.hyperparams(first, p))
+  seen: dict[str, str] = {}
+  for (label, c), p in zip(configs.items(), plans):
     if shared(c) != shared(first):
       raise ValueError(f"sweep: {label!r} differs from the first configuration in more than "
                        "its schedule and base rate")
-  plans = [schedules.make_plan(c, steps_per_epoch) for c in configs.values()]
-  if len({p.plateau is None for p in plans}) > 1:
-    raise ValueError("sweep: either every configuration uses the plateau transform or none does")
-  labels = list(configs)
-  tree0 = jax.tree.structure(train.hyperparams(first, plans[0]))
-  seen: dict[str, str] = {}
-  for label, p in zip(labels, plans):
-    if jax.tree.structure(train.hyperparams(first, p)) != tree0:
+    if (p.plateau is None) != (plans[0].plateau is None):
+      raise ValueError("sweep: either every configuration uses the plateau transform or none does")
+    if structure(p) != structure(plans[0]):
       raise ValueError(
           f"sweep: {label!r} is a {type(p.schedule).__name__} that differs in structure from "
           f"{labels[0]!r}, a {type(plans[0].schedule).__name__}; a sweep stacks schedules "
@@ -127,53 +108,16 @@ def check_sweep(configs: dict[str, train.Config], steps_per_epoch: int) -> list[
   return plans
 
 
-# --- one program over the K configurations --------------------------------------------
-
-
-def over_configs(mode: str, fn: Callable, per_config: tuple, shared: tuple = ()):
-  """``fn(*per_config[k], *shared)`` for every k, stacked on a leading axis,
-  inside one program: ``vmap`` batches `fn` over k, ``unroll`` traces it K
-  times, ``map`` loops over k (compiled once whatever K)."""
-  if mode == "vmap":
-    return jax.vmap(fn, in_axes=(0,) * len(per_config) + (None,) * len(shared))(*per_config, *shared)
-  if mode == "map":
-    return jax.lax.map(lambda xs: fn(*xs, *shared), per_config)
-  k = len(jax.tree.leaves(per_config)[0])
-  return train.stack([fn(*jax.tree.map(lambda x, i=i: x[i], per_config), *shared)
-                      for i in range(k)])
-
-
-def programs_in_one(mode: str, graphdef, states: list, data: train.OnDevice,
-                    plateau: bool) -> train.Programs:
-  """`train.Programs` of one program over the K stacked `states` (see `over_configs`)."""
-  batch = NamedSharding(data.mesh, P("batch"))
-  jit = lambda f: jax.jit(f, out_shardings=data.replicated)
-  images, labels = data.train["image"], data.train["label"]
-  steps = lambda s, i, w: train.train_steps(graphdef, s, images, labels, i, w, sharding=batch)
-  evaluate = lambda s: train.eval_steps(graphdef, s, *data.test_args(), sharding=batch)
-  observe = lambda s, v: train.observe_step(graphdef, s, v)
-  train_k = jit(lambda s, i, w: over_configs(mode, steps, (s, i, w)))
-
-  def run_train(state, idx, weight):
-    xs = input_pipeline.to_device({"idx": idx, "weight": weight}, data.replicated)
-    return train_k(state, xs["idx"], xs["weight"])
-
-  return train.Programs(run_train, jit(lambda s: over_configs(mode, evaluate, (s,))),
-                        jit(lambda s, v: over_configs(mode, observe, (s, v))) if plateau else None,
-                        lambda s, k: jax.tree.map(lambda x: x[k], s), train.stack(states))
-
-
-def programs(mode: str, graphdef, states: list, data: train.OnDevice, plateau: bool,
-             pool: concurrent.futures.Executor) -> train.Programs:
-  """The K runs' `train.Programs` for `mode` (`resolve_mode`)."""
-  if mode == "threads":
-    return train.programs_in_threads(graphdef, states, data, plateau, pool)
-  return programs_in_one(mode, graphdef, states, data, plateau)
-
-
-def stacked(programs_: train.Programs, k: int):
-  """The K runs' state of `programs_`, stacked on a leading axis."""
-  return train.stack([programs_.member(programs_.state, i) for i in range(k)])
+def write_table(workdir: pathlib.Path, runs: dict[str, reporting.Run], stem: str, column: str,
+                summary: str) -> list[dict[str, Any]]:
+  """The table of `runs` (name -> run) in ``<stem>.{csv,md,png}`` with `summary`
+  after it, also printed; returns its rows (`reporting.summarize`)."""
+  histories = {name: r.history for name, r in runs.items()}
+  rows = [{column: name, **reporting.summarize(r.history, r.diverged)} for name, r in runs.items()]
+  table = reporting.write_comparison(workdir, rows, histories, stem, column)
+  reporting.write_text(workdir / f"{stem}.md", f"{table}\n\n{summary}\n")
+  print(f"{table}\n\n{summary}", flush=True)
+  return rows
 
 
 # --- the sweep ---------------------------------------------------------------------
@@ -189,55 +133,37 @@ class SweepResult(NamedTuple):
 
 def sweep(configs: dict[str, train.Config], workdir: str | pathlib.Path,
           mode: str = "auto") -> SweepResult:
-  """Trains every configuration at once with `train.fit`: the same batches, one table.
-
-  Args:
-    configs: label -> configuration; they may differ only in `schedule` and
-      `learning_rate` (see `lr_sweep` and `dict_sweep`).
-    workdir: where ``sweep.json``, ``sweep.md`` and ``sweep.png`` go.
-    mode: ``"threads"``, ``"vmap"``, ``"unroll"``, ``"map"`` or ``"auto"``
-      (see `resolve_mode`).
-
-  Returns:
-    The final stacked state, each configuration's history and the table.
+  """Trains the configurations (label -> config, differing only in `schedule`
+  and `learning_rate`) at once with `train.fit`: the same batches, one table
+  (``sweep.{json,md,csv,png}`` in `workdir`); `mode` as in `resolve_mode`.
 
   Raises:
     ValueError: if the configurations cannot train together (`check_sweep`).
     input_pipeline.DataError: if the data cannot be found or prepared.
   """
-  mode = resolve_mode(mode)
-  workdir = pathlib.Path(workdir)
+  mode, workdir = resolve_mode(mode), pathlib.Path(workdir)
   reporting.check_writable(workdir)
   config = next(iter(configs.values()))
-  ds = input_pipeline.load(config.data_dir)
-  plans = check_sweep(configs, train.steps_per_epoch(config, len(ds["train_images"])))
+  data = train.put_on_device(config, input_pipeline.load(config.data_dir))
+  plans = check_sweep(configs, train.steps_per_epoch(config, len(data.train["label"])))
   labels, k = list(configs), len(configs)
   devices = jax.devices()
   print(f"Sweep of {k} configurations by {mode} on {len(devices)} {devices[0].platform} "
         f"device(s): {', '.join(labels)}", flush=True)
   model, transforms = train.create_model(config), {}
   splits = [train.create_train_state(model, c, p, transforms) for c, p in zip(configs.values(), plans)]
-  data = train.put_on_device(config, ds)
-  states = [jax.device_put(s, data.replicated) for _, s in splits]
   runs = [reporting.Run(None, name=label) for label in labels]
-  with concurrent.futures.ThreadPoolExecutor(k) as pool:
-    start = time.perf_counter()
-    progs = programs(mode, splits[0][0], states, data, plans[0].plateau is not None, pool)
-    progs = progs._replace(state=train.fit(config, progs, runs, data, range(config.epochs)))
-    wall_s = time.perf_counter() - start
+  start = time.perf_counter()
+  states = train.fit(config, splits[0][0], [jax.device_put(s, data.replicated) for _, s in splits],
+                     runs, data, range(config.epochs), plateau=plans[0].plateau is not None,
+                     vmap=mode == "vmap")
+  wall_s = time.perf_counter() - start
+  rows = write_table(workdir, dict(zip(labels, runs)), "sweep", "configuration",
+                     f"{k} configurations trained together by `{mode}` on {devices[0].platform}: "
+                     f"{wall_s:.1f} s wall time ({wall_s / k:.1f} s per configuration)")
   histories = {label: r.history for label, r in zip(labels, runs)}
-  rows = [{"configuration": label, **reporting.summarize(r.history, r.diverged)}
-          for label, r in zip(labels, runs)]
-  summary = (f"{k} configurations trained together by `{mode}` on {devices[0].platform}: "
-             f"{wall_s:.1f} s wall time ({wall_s / k:.1f} s per configuration)")
-  table = reporting.write_comparison(workdir, rows, histories, "sweep", "configuration")
-  reporting.write_text(workdir / "sweep.md", f"{table}\n\n{summary}\n")
   reporting.write_text(workdir / "sweep.json", json.dumps({
       "mode": mode, "k": k, "wall_s": wall_s, "devices": [str(d) for d in devices],
-      "config": dataclasses.asdict(config) | {"schedule": None, "learning_rate": None},
-      "configurations": {label: {"schedule": p.schedule.to_dict(), "plateau": p.plateau,
-                                 "learning_rate": c.learning_rate}
-                         for (label, c), p in zip(configs.items(), plans)},
+      "configurations": {label: dataclasses.asdict(c) for label, c in configs.items()},
       "rows": rows, "histories": histories}, indent=1) + "\n")
-  print(f"{table}\n\n{summary}", flush=True)
-  return SweepResult(stacked(progs, k), histories, rows)
+  return SweepResult(train.stack(states), histories, rows)

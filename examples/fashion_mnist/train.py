@@ -1,19 +1,10 @@
 """LeNet on Fashion-MNIST with Flax NNX, under an lrjax learning-rate schedule.
 
-The optimizer from the config, the jitted train and eval steps, one epoch
-loop (`fit`) and `train_and_evaluate(config, workdir)`, as in Flax's own
-examples. The optimizer is ``nnx.Optimizer(model, lrjax.inject_hyperparams(
-optax.sgd)(learning_rate=schedule), wrt=nnx.Param)`` (or ``optax.adamw``;
-chained with `lrjax.reduce_on_plateau` where planned): the schedule is a
-value in the optimizer state, so a run traces its train step once, and the
-rate logged is the one the update used (`lrjax.hyperparams`). Batches are
-sharded over a 1-D mesh of all devices; parameters and optimizer state are
-replicated.
-
-`fit` trains K runs together (K states, each its own `reporting.Run`): one
-run, the configurations of a sweep, the cooldown branches of `branch.py`;
-`Programs` says how their steps run (`programs_in_threads` here, one program
-over K stacked states in `sweep.py`).
+The optimizer from the config, the jitted train and eval steps, the epoch loop
+`fit` and `train_and_evaluate(config, workdir)`, as in Flax's own examples.
+The schedule is a value in the optimizer state, so a run traces its train step
+once, and the rate logged is the one the update used. `fit` trains K runs
+together: one run, a sweep's configurations, `branch.py`'s branches.
 """
 
 from __future__ import annotations
@@ -30,6 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+import tqdm
 from flax import nnx
 from jax.sharding import NamedSharding, PartitionSpec as P
 
@@ -84,37 +76,24 @@ def create_train_state(model: models.LeNet, config: Config, plan: schedules.Plan
                        transforms: dict[Any, optax.GradientTransformation] | None = None):
   """``nnx.split((model, optimizer))``: the config's optimizer under `plan`.
 
-  Args:
-    model: the model to train.
-    config: its ``optimizer`` (with ``weight_decay``) is used.
-    plan: the schedule, momentum and plateau settings.
-    transforms: a cache of optimizer transforms by structure, shared by runs
-      that reuse each other's traced steps (`compare`, `sweep`, `branch`):
-      a plan whose hyperparameters have the structure of an earlier one's
-      gets that transform, so the same graph definition, with its own
-      schedules (`lrjax.set_hyperparams`) and plateau settings
-      (`lrjax.set_plateau_settings`, those of `PLATEAU_SETTABLE`; the
-      others are part of the structure) put into the state.
-
-  Returns:
-    The graph definition and the state of (model, optimizer).
+  `transforms` caches the transforms by structure for runs that share traced
+  steps: a plan of an earlier one's structure gets its transform (so its
+  graph definition), with its own schedules and plateau settings in the state.
   """
   hp = hyperparams(config, plan)
   plateau = plan.plateau or {}
-  built = {k: v for k, v in plateau.items() if k not in PLATEAU_SETTABLE}  # fixed in the transform
-  key = (config.optimizer, jax.tree.structure(hp), plan.plateau is None, str(sorted(built.items())))
+  settable = {k: v for k, v in plateau.items() if k in PLATEAU_SETTABLE}
+  key = (config.optimizer, jax.tree.structure(hp), plan.plateau is None,
+         str(sorted((k, v) for k, v in plateau.items() if k not in settable)))
   transforms = {} if transforms is None else transforms
-  cached = key in transforms
-  if not cached:
-    transforms[key] = lrjax.inject_hyperparams(getattr(optax, config.optimizer))(**hp)
-    if plan.plateau is not None:
-      transforms[key] = optax.chain(transforms[key], lrjax.reduce_on_plateau(**plan.plateau))
+  if key not in transforms:
+    tx = lrjax.inject_hyperparams(getattr(optax, config.optimizer))(**hp)
+    transforms[key] = tx if plan.plateau is None else optax.chain(
+        tx, lrjax.reduce_on_plateau(**plan.plateau))
   opt = nnx.Optimizer(model, transforms[key], wrt=nnx.Param)
-  if cached:
-    opt.opt_state = lrjax.set_hyperparams(opt.opt_state, **hp)
-    if plan.plateau is not None:
-      opt.opt_state = lrjax.set_plateau_settings(
-          opt.opt_state, **{k: v for k, v in plateau.items() if k in PLATEAU_SETTABLE})
+  opt.opt_state = lrjax.set_hyperparams(opt.opt_state, **hp)
+  if settable:
+    opt.opt_state = lrjax.set_plateau_settings(opt.opt_state, **settable)
   return nnx.split((model, opt))
 
 
@@ -161,48 +140,46 @@ def observe_step(graphdef, state, value):
   return nnx.state((model, opt))
 
 
-def _gather(images, labels, idx, weight, sharding):
+def _gather(split, idx, weight, sharding):
   """The batch of rows `idx` of the on-device split, sharded on its first axis."""
-  batch = {"image": images[idx], "label": labels[idx], "weight": weight}
+  batch = {"image": split["image"][idx], "label": split["label"][idx], "weight": weight}
   return jax.lax.with_sharding_constraint(batch, sharding)
 
 
-def train_steps(graphdef, state, images, labels, idx, weight, *, sharding):
-  """`train_step` over the batches ``images[idx[i]]`` (``lax.scan``): one
-  compiled program for a chunk of ``(steps, batch)`` rows `idx` and their
-  weights; returns the new state and each metric as a ``(steps,)`` array."""
+def train_steps(graphdef, state, split, idx, weight, *, sharding):
+  """`train_step` over the batches of `split` ("image", "label") at the rows
+  `idx` (``lax.scan``): one compiled program for a chunk of ``(steps, batch)``
+  rows and their weights; returns the new state and each metric ``(steps,)``."""
 
   def body(state, xs):
-    return train_step(graphdef, state, _gather(images, labels, *xs, sharding))
+    return train_step(graphdef, state, _gather(split, *xs, sharding))
 
   return jax.lax.scan(body, state, (idx, weight))
 
 
-def eval_steps(graphdef, state, images, labels, idx, weight, *, sharding):
-  """The sums of `eval_step` over the batches ``images[idx[i]]`` (``lax.scan``)."""
-
-  def body(carry, xs):
-    return carry, eval_step(graphdef, state, _gather(images, labels, *xs, sharding))
-
-  _, out = jax.lax.scan(body, (), (idx, weight))
+def eval_steps(graphdef, state, test, *, sharding):
+  """The sums of `eval_step` over the batches of `test` at its rows
+  ``test["idx"]`` with weights ``test["weight"]`` (``lax.map``)."""
+  out = jax.lax.map(lambda xs: eval_step(graphdef, state, _gather(test, *xs, sharding)),
+                    (test["idx"], test["weight"]))
   return jax.tree.map(lambda x: jnp.sum(x, axis=0), out)
 
 
-class Steps(NamedTuple):
-  """The jitted steps (outputs replicated): `train_steps`, `eval_steps`, `observe_step`."""
-
-  train_chunk: Callable
-  evaluate_all: Callable
-  observe: Callable
-
-
 @functools.lru_cache
-def jitted_steps(mesh: jax.sharding.Mesh) -> Steps:
-  """The steps jitted once per mesh (so runs with one graph definition share traces)."""
-  jit = functools.partial(jax.jit, static_argnums=0, out_shardings=NamedSharding(mesh, P()))
+def jitted_steps(mesh: jax.sharding.Mesh, vmap: bool = False) -> tuple[Callable, ...]:
+  """`train_steps`, `eval_steps` and `observe_step` jitted once per mesh (so
+  runs with one graph definition share traces), outputs replicated; with
+  `vmap`, each over K stacked states (and their batch rows or metric)."""
   batch = NamedSharding(mesh, P("batch"))
-  return Steps(jit(functools.partial(train_steps, sharding=batch)),
-               jit(functools.partial(eval_steps, sharding=batch)), jit(observe_step))
+  # Under vmap: the state and its batch rows or metric are per run, the splits shared.
+  steps = [(functools.partial(train_steps, sharding=batch), (0, None, 0, 0)),
+           (functools.partial(eval_steps, sharding=batch), (0, None)), (observe_step, (0, 0))]
+
+  def over_k(fn, in_axes):
+    return lambda graphdef, *args: jax.vmap(functools.partial(fn, graphdef), in_axes=in_axes)(*args)
+
+  jit = functools.partial(jax.jit, static_argnums=0, out_shardings=NamedSharding(mesh, P()))
+  return tuple(jit(over_k(fn, in_axes) if vmap else fn) for fn, in_axes in steps)
 
 
 def chunk_steps(steps: int, at_least: int = 32) -> int:
@@ -216,29 +193,24 @@ def chunk_steps(steps: int, at_least: int = 32) -> int:
 
 
 class OnDevice(NamedTuple):
-  """Both splits on the devices (replicated), the test pass's batch rows, the mesh."""
+  """Both splits on the devices (replicated) and the test pass's batch rows."""
 
   train: dict[str, jax.Array]  # "image" (N, 28, 28) uint8, "label" (N,) int32
-  test: dict[str, jax.Array]
-  test_idx: dict[str, jax.Array]  # "idx", "weight": (steps, EVAL_BATCH_FACTOR * batch)
-  mesh: jax.sharding.Mesh
-  replicated: NamedSharding
-
-  def test_args(self) -> tuple:
-    return self.test["image"], self.test["label"], self.test_idx["idx"], self.test_idx["weight"]
+  test: dict[str, jax.Array]  # and "idx", "weight": (steps, EVAL_BATCH_FACTOR * batch)
+  replicated: NamedSharding  # over the mesh of all devices
 
 
 def put_on_device(config: Config, ds: dict[str, np.ndarray]) -> OnDevice:
   """The config's subsets of `ds` (`input_pipeline.load`) on the devices, once
   for the whole run: each epoch then sends only its batch rows."""
-  mesh, _, replicated = input_pipeline.make_mesh()
-  put = lambda arrays: input_pipeline.to_device(arrays, replicated)
+  _, _, replicated = input_pipeline.make_mesh()
   n, m = config.train_subset, config.test_subset
-  test_idx = input_pipeline.batch_indices(np.arange(len(ds["test_images"][:m])),
-                                          EVAL_BATCH_FACTOR * config.batch_size)
-  return OnDevice(put({"image": ds["train_images"][:n], "label": ds["train_labels"][:n]}),
-                  put({"image": ds["test_images"][:m], "label": ds["test_labels"][:m]}),
-                  put(dict(zip(("idx", "weight"), test_idx))), mesh, replicated)
+  train = {"image": ds["train_images"][:n], "label": ds["train_labels"][:n]}
+  test = {"image": ds["test_images"][:m], "label": ds["test_labels"][:m]}
+  test["idx"], test["weight"] = input_pipeline.batch_indices(
+      np.arange(len(test["label"])), EVAL_BATCH_FACTOR * config.batch_size)
+  return OnDevice(*(input_pipeline.to_device(split, replicated) for split in (train, test)),
+                  replicated)
 
 
 def epoch_batches(config: Config, epoch: int, train_size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -248,21 +220,7 @@ def epoch_batches(config: Config, epoch: int, train_size: int) -> tuple[np.ndarr
   return input_pipeline.batch_indices(order, config.batch_size)
 
 
-# --- K runs' programs and the loop ----------------------------------------------
-
-
-class Programs(NamedTuple):
-  """How K runs' steps run, on their state (a list of K states, or one stacked):
-  ``train(state, idx, weight)`` with NumPy ``(K, steps, batch)`` rows ->
-  (state, metrics: a list of K dicts of ``(steps,)`` or one dict of
-  ``(K, steps)``), ``evaluate(state)`` -> each sum ``(K,)``, ``observe(state,
-  values)`` (None without the plateau transform), ``member(state, k)``."""
-
-  train: Callable
-  evaluate: Callable
-  observe: Callable | None
-  member: Callable
-  state: Any  # the initial state, in the programs' form
+# --- the loop of K runs -------------------------------------------------------------
 
 
 def stack(trees: Sequence[Any]) -> Any:
@@ -270,112 +228,90 @@ def stack(trees: Sequence[Any]) -> Any:
   return jax.tree.map(lambda *x: jnp.stack(x), *trees)
 
 
-def programs_in_threads(graphdef, states: list, data: OnDevice, plateau: bool,
-                        pool: concurrent.futures.Executor | None = None) -> Programs:
-  """K runs, each its own state and the one jitted chunk (`jitted_steps`),
-  run at the same time from the threads of `pool` (K > 1; bit for bit as
-  each alone): on a CPU, K programs from K threads fill each other's idle cores."""
-  steps = jitted_steps(data.mesh)
-  images, labels = data.train["image"], data.train["label"]
-
-  def each(fn, *per_run):
-    if len(states) == 1:
-      return [fn(*args) for args in zip(*per_run)]  # asynchronous: the epoch loop waits
-    return list(pool.map(lambda args: jax.block_until_ready(fn(*args)), zip(*per_run)))
-
-  def train(states, idx, weight):
-    put = lambda i, w: input_pipeline.to_device({"idx": i, "weight": w}, data.replicated)
-    chunk = lambda s, i, w: steps.train_chunk(graphdef, s, images, labels, **put(i, w))
-    outs = each(chunk, states, idx, weight)
-    return [s for s, _ in outs], [m for _, m in outs]
-
-  evaluate = lambda states: stack(each(
-      lambda s: steps.evaluate_all(graphdef, s, *data.test_args()), states))
-  observe = lambda states, values: each(
-      lambda s, v: steps.observe(graphdef, s, v), states, list(values))
-  return Programs(train, evaluate, observe if plateau else None, lambda s, k: s[k], states)
-
-
-def _metrics_on_host(metrics) -> dict[str, np.ndarray]:
-  """Each metric as ``(steps, K)`` NumPy, from either form `Programs.train` returns."""
-  if isinstance(metrics, list):
-    return {k: np.stack([input_pipeline.host(m[k]) for m in metrics], axis=1) for k in metrics[0]}
-  return {k: input_pipeline.host(v).T for k, v in metrics.items()}
-
-
 def train_epoch(train: Callable, state, idx: np.ndarray, weight: np.ndarray,
-                progress: Callable[[int], Any] | None = None):
+                progress: Callable[[int], Any] = lambda steps: None):
   """``state, metrics = train(state, idx, weight)`` over the epoch's chunks of
-  ``(K, steps, batch)`` rows (`chunk_steps` each); returns the state and each
-  metric ``(steps, K)`` as NumPy.
+  ``(K, steps, batch)`` rows, each metric ``(K, steps)``; returns the state
+  and each metric ``(steps, K)`` as NumPy.
 
-  One chunk is in flight while the previous one's metrics come back (the
-  host's only sync within the epoch); `progress` is told the steps of each
-  finished chunk. When every run's loss in a chunk is not finite, the epoch
-  stops there (its metrics then cover fewer steps).
+  One chunk is in flight while the previous one's metrics come back;
+  `progress` is told the steps of each finished chunk. The epoch stops at
+  a chunk where no run's loss is finite.
   """
   size = chunk_steps(idx.shape[1])
-  progress = progress or (lambda steps: None)
-  outs: list[dict[str, np.ndarray]] = []
-  pending = []
+  outs, pending = [], []
   for c in range(0, idx.shape[1], size):
     state, metrics = train(state, idx[:, c:c + size], weight[:, c:c + size])
     pending.append(metrics)
     if len(pending) > 1:
-      outs.append(_metrics_on_host(pending.pop(0)))
+      outs.append(input_pipeline.host(pending.pop(0)))
       progress(size)
       if not np.isfinite(outs[-1]["loss_sum"]).any():
         break
-  outs.extend(_metrics_on_host(m) for m in pending)
+  outs.extend(input_pipeline.host(m) for m in pending)
   progress(size)
-  return state, {k: np.concatenate([o[k] for o in outs]) for k in outs[0]}
+  return state, {k: np.concatenate([o[k] for o in outs], axis=1).T for k in outs[0]}
 
 
-def fit(config: Config, programs: Programs, runs: Sequence[reporting.Run], data: OnDevice,
-        epochs: range, *, offsets: Sequence[int] | None = None,
-        stop: Callable[[], bool] | None = None):
-  """The epoch loop of K runs trained together; returns their final state.
+def fit(config: Config, graphdef, states: list, runs: Sequence[reporting.Run], data: OnDevice,
+        epochs: range, *, plateau: bool = False, vmap: bool = False,
+        offsets: Sequence[int] | None = None, stop: Callable[[], bool] | None = None) -> list:
+  """The epoch loop of K runs trained together; returns their final states.
 
-  Each epoch: the batch rows of run k's epoch ``epoch + offsets[k]`` (the
-  ``(seed, epoch)`` order; offsets let branches from different epochs train
-  together), trained in chunks (`train_epoch`, a progress bar per chunk when
-  ``config.progress``), one test pass, the test accuracy to the plateau
-  transform, then each run's row to its `reporting.Run` (the console line,
-  metrics files, TensorBoard, its checkpoint). A run whose training loss is
-  not finite is marked diverged and writes nothing more. The loop ends
-  after `epochs`, when every run has diverged, or when `stop` (asked after
-  each epoch's checkpoints) returns True.
+  The K `states` train apart, each by the one jitted chunk, from K threads
+  when K > 1 (on a CPU they fill each other's idle cores; each run is bit for
+  bit as alone), or with `vmap` stacked, by one program. Run k trains on the
+  batches of epoch ``epoch + offsets[k]``; a run whose training loss is not
+  finite is marked diverged and writes nothing more. The loop ends after
+  `epochs`, when every run has diverged, or when `stop` (asked after each
+  epoch's checkpoints) returns True.
   """
+  train_chunk, evaluate_all, observe = jitted_steps(data.replicated.mesh, vmap)
+  per_state = (lambda x: [x]) if vmap else list  # the K runs' rows or values, by state
+  joined = (lambda outs: outs[0]) if vmap else stack  # the states' outputs, K stacked
+  member = lambda state, k: jax.tree.map(lambda x: x[k], state[0]) if vmap else state[k]
+  state = [stack(states)] if vmap else list(states)
   offsets = offsets or [0] * len(runs)
-  train_size = len(data.train["label"])
-  for epoch in epochs:
-    t0 = time.perf_counter()
-    idx, weight = (np.stack(a) for a in zip(*(epoch_batches(config, epoch + o, train_size)
-                                              for o in offsets)))
-    bar = None
-    if config.progress and jax.process_index() == 0:
-      from tqdm import tqdm  # pylint: disable=import-outside-toplevel
-      bar = tqdm(total=idx.shape[1], desc=f"{runs[0].prefix}Epoch {epoch + 1}", leave=False,
-                 file=sys.stdout, dynamic_ncols=True)
-    state, tr = train_epoch(programs.train, programs.state, idx, weight,
-                            None if bar is None else bar.update)
-    if bar is not None:
-      bar.close()
-    te = input_pipeline.host(programs.evaluate(state))
-    if programs.observe is not None:
-      state = programs.observe(state, jnp.asarray(te["correct"] / te["count"], jnp.float32))
-    seconds = time.perf_counter() - t0
-    for k, run in enumerate(runs):
-      run.add(epoch + offsets[k] + 1, {key: v[:, k] for key, v in tr.items()},
-              {key: v[k] for key, v in te.items()}, seconds, lambda k=k: programs.member(state, k))
-    programs = programs._replace(state=state)
-    if all(r.diverged for r in runs):
-      break
-    if stop is not None and stop() and epoch + 1 < epochs.stop:
-      for r in runs:
-        r.log(f"Stopped after epoch {epoch + 1}; --resume continues from its checkpoint")
-      break
-  return programs.state
+  pool = concurrent.futures.ThreadPoolExecutor(len(state))
+
+  def each(fn, state, *per_run):  # fn on each state, from the pool's threads when several
+    calls = list(zip(state, *map(per_state, per_run)))
+    if len(calls) == 1:
+      return [fn(*calls[0])]  # asynchronous: the epoch loop waits
+    return list(pool.map(lambda args: jax.block_until_ready(fn(*args)), calls))
+
+  def chunk(s, idx, weight):  # a state's batch rows to the devices, its chunk of steps
+    rows = input_pipeline.to_device({"idx": idx, "weight": weight}, data.replicated)
+    return train_chunk(graphdef, s, data.train, rows["idx"], rows["weight"])
+
+  def train(state, idx, weight):
+    outs = each(chunk, state, idx, weight)
+    return [s for s, _ in outs], joined([m for _, m in outs])
+
+  with pool:
+    for epoch in epochs:
+      t0 = time.perf_counter()
+      idx, weight = (np.stack(a) for a in zip(*(
+          epoch_batches(config, epoch + o, len(data.train["label"])) for o in offsets)))
+      with tqdm.tqdm(total=idx.shape[1], desc=f"{runs[0].prefix}Epoch {epoch + 1}", leave=False,
+                     file=sys.stdout, dynamic_ncols=True,
+                     disable=not config.progress or jax.process_index() > 0) as bar:
+        state, tr = train_epoch(train, state, idx, weight, bar.update)
+      te = input_pipeline.host(joined(each(lambda s: evaluate_all(graphdef, s, data.test), state)))
+      if plateau:
+        accuracy = jnp.asarray(te["correct"] / te["count"], jnp.float32)
+        state = each(lambda s, v: observe(graphdef, s, v), state, accuracy)
+      seconds = time.perf_counter() - t0
+      for k, run in enumerate(runs):
+        run.add(epoch + offsets[k] + 1, {key: v[:, k] for key, v in tr.items()},
+                {key: v[k] for key, v in te.items()}, seconds, lambda k=k: member(state, k))
+      if all(r.diverged for r in runs):
+        break
+      if stop is not None and stop() and epoch + 1 < epochs.stop:
+        for r in runs:
+          r.log(f"Stopped after epoch {epoch + 1}; --resume continues from its checkpoint")
+        break
+  return [member(state, k) for k in range(len(runs))]
 
 
 class Result(NamedTuple):
@@ -387,54 +323,43 @@ class Result(NamedTuple):
   failure: str = ""  # the line that says so
 
 
+def record(config: Config, plan: schedules.Plan, spe: int, data: OnDevice) -> dict[str, Any]:
+  """A run's settings as its `reporting.Run` saves them, with no epoch yet."""
+  return {"config": default.trajectory(config) | {"epochs": config.epochs},
+          "schedule": plan.schedule.to_dict(), "plateau": plan.plateau, "steps_per_epoch": spe,
+          "train_size": len(data.train["label"]), "test_size": len(data.test["label"]),
+          "devices": [str(d) for d in jax.devices()], "history": []}
+
+
 def train_and_evaluate(config: Config, workdir: str | pathlib.Path, *,
                        transforms: dict[Any, optax.GradientTransformation] | None = None,
                        name: str | None = None, stop: Callable[[], bool] | None = None) -> Result:
-  """Trains LeNet under `config` in `workdir`.
-
-  Writes ``metrics.json``, ``metrics.csv``, TensorBoard event files,
-  ``plot.png`` and ``checkpoints/`` to `workdir`, and prints one line per
-  epoch (`reporting.Run`).
+  """Trains LeNet under `config`, its outputs in `workdir` (`reporting.Run`).
 
   Args:
     config: the run's settings (checked by `check_config`).
-    workdir: where its outputs go; created and written to before the data is
-      loaded.
+    workdir: written to before the data is loaded.
     transforms: see `create_train_state`.
-    name: printed before each of the run's lines (``[name] ...``), for runs
-      that share the terminal (`compare.compare` with ``jobs > 1``).
-    stop: asked after each epoch, once its checkpoint is written; when it
-      returns True the run ends there (resumable with ``config.resume``).
-
-  Returns:
-    The final state of (model, optimizer), the per-epoch history, and the
-    epoch whose training loss was not finite, if one was.
+    name: printed before each of the run's lines, for runs sharing the terminal.
+    stop: asked after each epoch's checkpoint; True ends the run there.
 
   Raises:
     reporting.OutputError: if `workdir` cannot be written.
-    reporting.ResumeError: if ``config.resume`` meets a checkpoint made with
-      other settings, or none that restores.
+    reporting.ResumeError: if ``config.resume`` finds no checkpoint of these settings.
     input_pipeline.DataError: if the data cannot be found or prepared.
   """
   run = reporting.Run(workdir, name=name)
-  ds = input_pipeline.load(config.data_dir)
-  spe = steps_per_epoch(config, len(ds["train_images"]))
-  devices = jax.devices()
-  run.log(f"JAX {jax.__version__} on {len(devices)} {devices[0].platform} device(s) "
-          f"({jax.process_count()} process(es)): {', '.join(str(d) for d in devices)}")
+  data = put_on_device(config, input_pipeline.load(config.data_dir))
+  run.log(f"JAX {jax.__version__} on {jax.device_count()} {jax.default_backend()} device(s) "
+          f"({jax.process_count()} process(es)): {', '.join(map(str, jax.devices()))}")
+  spe = steps_per_epoch(config, len(data.train["label"]))
   plan = schedules.make_plan(config, spe)
   graphdef, state = create_train_state(create_model(config), config, plan, transforms)
-  data = put_on_device(config, ds)
   state = jax.device_put(state, data.replicated)  # every leaf an array (inject_hyperparams' init)
-  record = {
-      "config": default.trajectory(config) | {"epochs": config.epochs},
-      "schedule": plan.schedule.to_dict(), "plateau": plan.plateau, "steps_per_epoch": spe,
-      "train_size": len(data.train["label"]), "test_size": len(data.test["label"]),
-      "devices": [str(d) for d in devices], "history": []}
   with run:
-    run.start(state, record, resume=config.resume)
-    programs = programs_in_threads(graphdef, [run.state], data, plan.plateau is not None)
-    state = fit(config, programs, [run], data, range(len(run.history), config.epochs),
+    run.start(state, record(config, plan, spe, data), resume=config.resume)
+    state = fit(config, graphdef, [run.state], [run], data,
+                range(len(run.history), config.epochs), plateau=plan.plateau is not None,
                 stop=stop)[0]
   if not run.diverged:
     run.finish(config.schedule)
