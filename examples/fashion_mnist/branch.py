@@ -8,8 +8,6 @@ run's schedule, swapped into the state), and the K branches train together
 (`train.fit`, as a sweep), each in ``WORKDIR/branch-E_i``, its history whole.
 """
 
-from __future__ import annotations
-
 import contextlib
 import dataclasses
 import itertools

@@ -5,8 +5,6 @@
 splits as NumPy; later calls read only the cache.
 """
 
-from __future__ import annotations
-
 import fcntl
 import hashlib
 import os

@@ -9,8 +9,6 @@ error:`` line (exit status 2). It passes SIGTERM and SIGHUP on to the child and
 ignores Ctrl-C, which reaches the child too; the child ends with the parent.
 """
 
-from __future__ import annotations
-
 import argparse
 import os
 import pathlib

@@ -8,6 +8,7 @@
 See README.md for the flags and outputs.
 """
 
+import _thread
 import argparse
 import dataclasses
 import json
@@ -15,6 +16,7 @@ import os
 import pathlib
 import signal
 import sys
+import threading
 
 import branch
 import compare
@@ -166,7 +168,16 @@ def work(parser: Parser, args: argparse.Namespace) -> None:
   def terminate(signum, frame):
     raise Terminated
 
+  def lost(unraisable):  # an interrupt raised in a gc callback or a finalizer is lost there:
+    e = unraisable.exc_value  # raise it again in a moment, back in the main loop
+    if isinstance(e, KeyboardInterrupt):
+      signum = signal.SIGTERM if isinstance(e, Terminated) else signal.SIGINT
+      threading.Timer(0.1, _thread.interrupt_main, (signum,)).start()
+    else:
+      sys.__unraisablehook__(unraisable)
+
   signal.signal(signal.SIGTERM, terminate)
+  sys.unraisablehook = lost
   prog, rows, key = parser.prog, [], ""
   try:
     if args.find_lr:

@@ -6,8 +6,6 @@ one compiled `lax.scan`), prints fastai's suggestions and writes
 ``lr_find.json`` and ``lr_find.png``.
 """
 
-from __future__ import annotations
-
 import json
 import math
 import pathlib

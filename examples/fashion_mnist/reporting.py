@@ -6,8 +6,6 @@ file, then a rename); a write that fails is an `OutputError` naming the path
 and the cause.
 """
 
-from __future__ import annotations
-
 import contextlib
 import csv
 import io
@@ -362,7 +360,7 @@ class Run:
       write_metrics(self.workdir, self.record)
       plot(self.workdir / "plot.png", {schedule_label(schedule): self.history})
 
-  def __enter__(self) -> Run:
+  def __enter__(self) -> "Run":
     return self
 
   def __exit__(self, *exc) -> None:

@@ -1,7 +1,5 @@
 """The example's named schedules (`SCHEDULES`) and the `Plan` a run follows."""
 
-from __future__ import annotations
-
 import dataclasses
 from typing import Any
 

@@ -8,8 +8,6 @@ train.py's jitted chunk for each, from K threads) or ``vmap`` (one program
 over the K stacked states).
 """
 
-from __future__ import annotations
-
 import dataclasses
 import json
 import pathlib

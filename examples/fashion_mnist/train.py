@@ -7,8 +7,6 @@ once, and the rate logged is the one the update used. `fit` trains K runs
 together: one run, a sweep's configurations, `branch.py`'s branches.
 """
 
-from __future__ import annotations
-
 import concurrent.futures
 import functools
 import pathlib
