@@ -16,7 +16,7 @@ import os
 import pathlib
 import signal
 import sys
-import threading
+import time
 
 import branch
 import compare
@@ -168,11 +168,14 @@ def work(parser: Parser, args: argparse.Namespace) -> None:
   def terminate(signum, frame):
     raise Terminated
 
+  def again(signum):
+    time.sleep(0.1)
+    _thread.interrupt_main(signum)
+
   def lost(unraisable):  # an interrupt raised in a gc callback or a finalizer is lost there:
-    e = unraisable.exc_value  # raise it again in a moment, back in the main loop
+    e = unraisable.exc_value  # raise it again in a moment (a bare thread: nothing to wait for here)
     if isinstance(e, KeyboardInterrupt):
-      signum = signal.SIGTERM if isinstance(e, Terminated) else signal.SIGINT
-      threading.Timer(0.1, _thread.interrupt_main, (signum,)).start()
+      _thread.start_new_thread(again, (signal.SIGTERM if isinstance(e, Terminated) else signal.SIGINT,))
     else:
       sys.__unraisablehook__(unraisable)
 
