@@ -89,7 +89,7 @@ def branch(config: train.Config, points: Sequence[int], cooldown_epochs: int,
       run.finish(f"{reporting.schedule_label(config.schedule)} cooled at {e}")
   wall_s = time.perf_counter() - start
   k, n = len(points), cooldown_epochs
-  return sweep.write_table(workdir, dict(zip(names, runs)), "branches", "branch", (
+  return reporting.write_table(workdir, dict(zip(names, runs)), "branches", "branch", (
       f"{k} branches by `{mode}`: {points[-1] + k * n} epochs trained (the run to epoch "
       f"{points[-1]}, then {k} x {n}) against {sum(points) + k * n} for {k} separate runs; "
       f"{wall_s:.1f} s wall time"))

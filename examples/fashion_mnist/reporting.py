@@ -438,3 +438,15 @@ def write_comparison(workdir: pathlib.Path, rows: list[dict[str, Any]],
   write_text(workdir / f"{stem}.md", table + "\n")
   plot(workdir / f"{stem}.png", runs)
   return table
+
+
+def write_table(workdir: pathlib.Path, runs: dict[str, Run], stem: str, column: str,
+                summary: str) -> list[dict[str, Any]]:
+  """The table of `runs` (name -> run) in ``<stem>.{csv,md,png}`` with `summary`
+  after it, also printed; returns its rows (`summarize`)."""
+  histories = {name: r.history for name, r in runs.items()}
+  rows = [{column: name, **summarize(r.history, r.diverged)} for name, r in runs.items()]
+  table = write_comparison(workdir, rows, histories, stem, column)
+  write_text(workdir / f"{stem}.md", f"{table}\n\n{summary}\n")
+  print(f"{table}\n\n{summary}", flush=True)
+  return rows

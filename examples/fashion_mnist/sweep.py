@@ -106,18 +106,6 @@ def check_sweep(configs: dict[str, train.Config], steps_per_epoch: int) -> list[
   return plans
 
 
-def write_table(workdir: pathlib.Path, runs: dict[str, reporting.Run], stem: str, column: str,
-                summary: str) -> list[dict[str, Any]]:
-  """The table of `runs` (name -> run) in ``<stem>.{csv,md,png}`` with `summary`
-  after it, also printed; returns its rows (`reporting.summarize`)."""
-  histories = {name: r.history for name, r in runs.items()}
-  rows = [{column: name, **reporting.summarize(r.history, r.diverged)} for name, r in runs.items()]
-  table = reporting.write_comparison(workdir, rows, histories, stem, column)
-  reporting.write_text(workdir / f"{stem}.md", f"{table}\n\n{summary}\n")
-  print(f"{table}\n\n{summary}", flush=True)
-  return rows
-
-
 # --- the sweep ---------------------------------------------------------------------
 
 
@@ -156,7 +144,7 @@ def sweep(configs: dict[str, train.Config], workdir: str | pathlib.Path,
                      runs, data, range(config.epochs), plateau=plans[0].plateau is not None,
                      vmap=mode == "vmap")
   wall_s = time.perf_counter() - start
-  rows = write_table(workdir, dict(zip(labels, runs)), "sweep", "configuration",
+  rows = reporting.write_table(workdir, dict(zip(labels, runs)), "sweep", "configuration",
                      f"{k} configurations trained together by `{mode}` on {devices[0].platform}: "
                      f"{wall_s:.1f} s wall time ({wall_s / k:.1f} s per configuration)")
   histories = {label: r.history for label, r in zip(labels, runs)}
