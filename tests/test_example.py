@@ -428,32 +428,6 @@ def test_sigterm_while_the_first_epoch_compiles_and_trains_exits_143_without_a_c
       "main.py: stopped by SIGTERM; run again with --resume to continue from the last checkpoint"]
 
 
-# Installed in the command by the next test: SIGTERM delivered while a gc callback
-# runs, so the exception the handler raises is lost there ("Exception ignored in").
-_IN_GC_CALLBACK = """
-import gc, os, pathlib, signal
-def _terminate_inside(phase, info, _sent=[]):
-  if phase == "start" and not _sent and pathlib.Path(os.environ["ARMED"]).exists():
-    _sent.append(os.kill(os.getpid(), signal.SIGTERM))
-    for _ in range(10000):  # Python bytecode: the handler runs here, inside the callback
-      pass
-gc.callbacks.append(_terminate_inside)
-"""
-
-
-def test_sigterm_raised_inside_a_gc_callback_still_stops_the_run(tmp_path):
-  site = tmp_path / "site"
-  site.mkdir()
-  (site / "sitecustomize.py").write_text(_IN_GC_CALLBACK)
-  armed = tmp_path / "armed"
-  data_dir = _generated_data(tmp_path / "data", n_train=8192, n_test=128)
-  err, code = _sigterm(tmp_path / "run", data_dir, 0, armed=armed,
-                       env={"PYTHONPATH": str(site), "ARMED": str(armed)})
-  assert code == 143, (code, err[-3000:])
-  assert err.strip().splitlines() == [
-      "main.py: stopped by SIGTERM; run again with --resume to continue from the last checkpoint"]
-
-
 def _sigterm(workdir, data_dir, wait, armed=None, env=None):
   """Starts a long run, then `wait` s after its first line SIGTERM (or, with
   `armed`, creates that file instead); returns its stderr and exit status."""
