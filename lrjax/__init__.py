@@ -66,6 +66,7 @@ from lrjax._plateau_state import set_plateau_settings as set_plateau_settings
 
 # Tools.
 from lrjax._plot import plot as plot
+from lrjax._plot import plot_range_test as plot_range_test
 from lrjax._range_test import RangeTestResult as RangeTestResult
 from lrjax._range_test import lr_range_test as lr_range_test
 
@@ -130,6 +131,7 @@ __all__ = [
     "set_plateau_settings",
     # Tools.
     "plot",
+    "plot_range_test",
     "RangeTestResult",
     "lr_range_test",
 ]

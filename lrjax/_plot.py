@@ -1,7 +1,8 @@
-"""`lrjax.plot`: learning rate against step, with matplotlib.
+"""`lrjax.plot` (learning rate against step) and `lrjax.plot_range_test` (a
+range test's loss against rate), with matplotlib.
 
 matplotlib is an optional dependency (``pip install 'lrjax[plot]'``): it is
-imported when `plot` is called, never when lrjax is imported.
+imported when a plot is drawn, never when lrjax is imported.
 """
 
 from __future__ import annotations
@@ -14,22 +15,30 @@ import numpy as np
 
 from lrjax import _checks, _registry
 from lrjax._base import Schedule
+from lrjax._range_test import RangeTestResult
 
-__all__ = ["plot"]
+__all__ = ["plot", "plot_range_test"]
 
 _MISSING = (
-    "lrjax.plot needs matplotlib, an optional dependency: "
+    "lrjax.{fn} needs matplotlib, an optional dependency: "
     "pip install 'lrjax[plot]'"
 )
 
 
-def require_matplotlib() -> Any:
+def require_matplotlib(fn: str = "plot") -> Any:
   """Imports matplotlib, or raises an ImportError that names the extra."""
   try:
     import matplotlib  # pylint: disable=import-outside-toplevel
   except ImportError as e:
-    raise ImportError(_MISSING) from e
+    raise ImportError(_MISSING.format(fn=fn)) from e
   return matplotlib
+
+
+def _new_axes() -> Any:
+  """A new figure's ``Axes``, from ``matplotlib.pyplot.subplots()``."""
+  import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
+
+  return plt.subplots()[1]
 
 
 def plot(
@@ -106,9 +115,7 @@ def plot(
 
   require_matplotlib()
   if ax is None:
-    import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
-
-    _, ax = plt.subplots()
+    ax = _new_axes()
   for s, label in zip(schedules, labels):
     y = np.asarray(s(x), dtype=np.float64)
     y = np.broadcast_to(y, x.shape)
@@ -120,6 +127,108 @@ def plot(
   ax.set_xlabel("step")
   ax.set_ylabel("learning rate")
   ax.grid(True, alpha=0.3)
+  ax.legend(fontsize="small")
+  return ax
+
+
+def plot_range_test(
+    result: RangeTestResult, *, ax: Any = None, title: str | None = None
+) -> Any:
+  """Draws a range test's loss against the rate, its suggestions marked.
+
+  The raw loss (thin, grey) and the smoothed loss against the rate on a
+  logarithmic axis, as fastai's ``learn.lr_find()`` and torch-lr-finder's
+  ``LRFinder.plot()`` draw them; each finite suggestion (`steepest`, `valley`,
+  `minimum_div_10`) is a dashed vertical line labelled with its value. The
+  steps from `num_valid` on (NaN) are not drawn. The loss axis runs from the
+  lowest loss to a little above the start, so the divergence at the end does
+  not squash the curve: with :math:`\\ell` and :math:`s` the finite losses and
+  smoothed losses, :math:`n` how many, and
+  :math:`h = \\max(s_0, \\dots, s_{\\max(1, \\lfloor n/10 \\rfloor) - 1})`,
+
+  .. math::
+    m = \\min(\\min \\ell, \\min s), \\qquad p = 0.05 \\max(h - m, 10^{-3}),
+    \\qquad [m - p,\\; h + 4p].
+
+  Args:
+    result: what `lr_range_test` returned (a `RangeTestResult`).
+    ax: the matplotlib ``Axes`` to draw on; by default a new figure from
+      ``matplotlib.pyplot.subplots()``.
+    title: the axes' title; none by default.
+
+  Returns:
+    The ``Axes``.
+
+  Raises:
+    ImportError: if matplotlib is not installed (the message names the
+      ``lrjax[plot]`` extra).
+    ValueError: if `result` is not a `RangeTestResult`, its `rates`,
+      `losses` and `smoothed` are not 1-D arrays of one common length or its
+      suggestions are not numbers, or if `title` is neither None nor a string.
+
+  Example:
+    >>> import jax.numpy as jnp, lrjax
+    >>> from matplotlib.figure import Figure
+    >>> loss_fn = lambda w, batch: 2.0 * jnp.sum(w ** 2)
+    >>> r = lrjax.lr_range_test(loss_fn, jnp.ones(3), num_steps=100)
+    >>> ax = lrjax.plot_range_test(r, ax=Figure().add_subplot())
+    >>> print([line.get_label().split(":")[0] for line in ax.lines])
+    ['loss', 'smoothed loss', 'steepest', 'valley', 'minimum / 10']
+    >>> lo, hi = ax.get_ylim()
+    >>> print(f"{ax.get_xscale()} {lo:.2f} {hi:.2f}")  # losses from 6 to ~0
+    log -0.30 7.20
+  """
+  fn = "plot_range_test"
+  if not isinstance(result, RangeTestResult):
+    raise ValueError(
+        f"{fn}: result must be a RangeTestResult (what lr_range_test "
+        f"returns), got {type(result).__name__}"
+    )
+  try:
+    rates, losses, smoothed = (np.asarray(a, np.float64) for a in result[:3])
+  except (TypeError, ValueError):
+    rates = losses = smoothed = np.zeros((0, 0))
+  if rates.ndim != 1 or not rates.size or not (
+      rates.shape == losses.shape == smoothed.shape
+  ):
+    raise ValueError(
+        f"{fn}: result.rates, result.losses and result.smoothed must be 1-D "
+        f"arrays of one length > 0, got shapes {np.shape(result.rates)}, "
+        f"{np.shape(result.losses)} and {np.shape(result.smoothed)}"
+    )
+  try:
+    suggestions = [float(v) for v in result[4:]]
+  except (TypeError, ValueError):
+    suggestions = []
+  if len(suggestions) != 3:
+    raise ValueError(
+        f"{fn}: result.steepest, result.valley and result.minimum_div_10 must "
+        f"be numbers (NaN for none), got {tuple(result[4:])!r}"
+    )
+  if title is not None and not isinstance(title, str):
+    raise ValueError(f"{fn}: title must be None or a string, got {title!r}")
+
+  require_matplotlib(fn)
+  if ax is None:
+    ax = _new_axes()
+  ax.plot(rates, losses, color="0.75", lw=0.8, label="loss")
+  ax.plot(rates, smoothed, lw=1.8, label="smoothed loss")
+  names = ("steepest", "valley", "minimum / 10")
+  colors = ("tab:red", "tab:green", "tab:purple")
+  for name, value, color in zip(names, suggestions, colors):
+    if np.isfinite(value):
+      label = f"{name}: {value:.3g}"
+      ax.axvline(value, color=color, ls="--", lw=1, label=label)
+  valid = np.isfinite(losses) & np.isfinite(smoothed)
+  if valid.any():  # from the lowest loss to a little above the start
+    lo = min(losses[valid].min(), smoothed[valid].min())
+    hi = smoothed[valid][: max(1, valid.sum() // 10)].max()
+    pad = 0.05 * max(hi - lo, 1e-3)
+    ax.set_ylim(lo - pad, hi + 4 * pad)
+  ax.set(xscale="log", xlabel="learning rate", ylabel="training loss")
+  if title is not None:
+    ax.set_title(title)
+  ax.grid(True, alpha=0.3, which="both")
   ax.legend(fontsize="small")
   return ax
 

@@ -1,4 +1,5 @@
-"""`lrjax.plot`, the `lrjax` command line and the docs gallery script."""
+"""`lrjax.plot`, `lrjax.plot_range_test`, the `lrjax` command line and the docs
+gallery script."""
 
 from __future__ import annotations
 
@@ -158,6 +159,114 @@ def test_plot_without_matplotlib_names_the_extra(monkeypatch):
   monkeypatch.setitem(sys.modules, "matplotlib.pyplot", None)
   with pytest.raises(ImportError, match=r"pip install 'lrjax\[plot\]'"):
     lrjax.plot(lrjax.constant(0.1), 10)
+
+
+# --- lrjax.plot_range_test -----------------------------------------------------
+
+RT_N, RT_VALID = 30, 24
+
+
+def _range_result(**changes):
+  """A RangeTestResult written by hand: 24 finite steps of 30, then NaN."""
+  i = np.arange(RT_N, dtype=np.float64)
+  rates = np.float32(1e-4 * 10.0 ** (i / 7.25))  # 1e-4 .. 1e0
+  losses = np.where(i < RT_VALID, 2.5 - 0.1 * i, np.nan).astype(np.float32)
+  losses[20] = 0.1  # the lowest loss of all
+  smoothed = np.where(i < RT_VALID, 2.4 - 0.09 * i, np.nan).astype(np.float32)
+  smoothed[1] = 2.6  # the highest of the first tenth (steps 0 and 1 of 24)
+  fields = dict(rates=rates, losses=losses, smoothed=smoothed, num_valid=RT_VALID,
+                steepest=1e-3, valley=float("nan"), minimum_div_10=0.02)
+  return lrjax.RangeTestResult(**{**fields, **changes})
+
+
+def test_plot_range_test_draws_the_losses_and_the_finite_suggestions():
+  r = _range_result()
+  ax = lrjax.plot_range_test(r, ax=_ax(), title="LeNet")
+  assert ax.get_xscale() == "log" and ax.get_title() == "LeNet"
+  assert [l.get_label() for l in ax.lines] == [
+      "loss", "smoothed loss", "steepest: 0.001", "minimum / 10: 0.02"]  # no valley: NaN
+  for line, y in zip(ax.lines[:2], [r.losses, r.smoothed]):
+    x_drawn, y_drawn = line.get_data()
+    np.testing.assert_array_equal(x_drawn, r.rates)
+    np.testing.assert_array_equal(y_drawn, y)  # NaN tail included, NaN == NaN here
+    assert np.isnan(y_drawn[RT_VALID:]).all() and np.isfinite(y_drawn[:RT_VALID]).all()
+  for line, value in zip(ax.lines[2:], [1e-3, 0.02]):
+    assert line.get_linestyle() == "--"
+    np.testing.assert_array_equal(line.get_xdata(), [value, value])
+    np.testing.assert_array_equal(line.get_ydata(), [0, 1])  # axes coordinates: full height
+  # y from the lowest loss to a little above the start, from the formula:
+  finite = np.isfinite(r.losses) & np.isfinite(r.smoothed)
+  lo = min(np.min(r.losses[finite]), np.min(r.smoothed[finite]))
+  hi = np.max(r.smoothed[finite][:max(1, int(finite.sum()) // 10)])
+  pad = 0.05 * max(hi - lo, 1e-3)
+  np.testing.assert_allclose(ax.get_ylim(), [lo - pad, hi + 4 * pad], rtol=1e-6)
+  # ... and by hand: lo 0.1 (losses[20]), hi 2.6 (smoothed[1]), pad 0.05 * 2.5.
+  np.testing.assert_allclose(ax.get_ylim(), [0.1 - 0.125, 2.6 + 0.5], rtol=1e-6)
+  assert [t.get_text() for t in ax.get_legend().get_texts()] == [
+      l.get_label() for l in ax.lines]
+
+
+def test_plot_range_test_flat_loss_gets_the_minimum_pad():
+  i = np.arange(RT_N)
+  flat = np.where(i < RT_VALID, 1.0, np.nan)
+  ax = lrjax.plot_range_test(_range_result(losses=flat, smoothed=flat), ax=_ax())
+  np.testing.assert_allclose(ax.get_ylim(), [1.0 - 5e-5, 1.0 + 2e-4], rtol=1e-9)
+
+
+def test_plot_range_test_of_a_run_that_diverged_at_once():
+  nan = np.full(RT_N, np.nan, np.float32)
+  r = _range_result(losses=nan, smoothed=nan, num_valid=0, steepest=float("nan"),
+                    minimum_div_10=float("nan"))
+  ax = lrjax.plot_range_test(r, ax=_ax())
+  assert [l.get_label() for l in ax.lines] == ["loss", "smoothed loss"]
+  assert ax.get_title() == "" and ax.get_xscale() == "log"
+
+
+def test_plot_range_test_of_a_real_run_marks_its_suggestions():
+  import jax.numpy as jnp  # pylint: disable=import-outside-toplevel
+
+  r = lrjax.lr_range_test(lambda w, _: 2.0 * jnp.sum(w ** 2), jnp.ones(3), num_steps=60)
+  ax = lrjax.plot_range_test(r, ax=_ax())
+  marks = [v for v in (r.steepest, r.valley, r.minimum_div_10) if np.isfinite(v)]
+  assert len(marks) == 3
+  np.testing.assert_array_equal([l.get_xdata()[0] for l in ax.lines[2:]], marks)
+
+
+def test_plot_range_test_without_ax_makes_a_pyplot_figure():
+  ax = lrjax.plot_range_test(_range_result())
+  try:
+    assert ax.figure.number in plt.get_fignums()
+    assert len(ax.lines) == 4
+  finally:
+    plt.close(ax.figure)
+
+
+@pytest.mark.parametrize(
+    "result, title, match",
+    [
+        (tuple(_range_result()), None, "result must be a RangeTestResult .*got tuple"),
+        (_range_result()._asdict(), None, "result must be a RangeTestResult .*got dict"),
+        (None, None, "result must be a RangeTestResult"),
+        (_range_result(losses=np.ones(RT_N - 1)), None,
+         r".*one length > 0, got shapes \(30,\), \(29,\)"),
+        (_range_result(rates=np.ones((RT_N, 1))), None, ".*must be 1-D arrays"),
+        (_range_result(rates=np.ones(0), losses=np.ones(0), smoothed=np.ones(0)), None,
+         ".*must be 1-D arrays of one length > 0"),
+        (_range_result(valley=None), None, "result.steepest, result.valley and .* must be numbers"),
+        (_range_result(), 3, "title must be None or a string, got 3"),
+    ],
+)
+def test_plot_range_test_rejects_bad_arguments(result, title, match):
+  with pytest.raises(ValueError, match=f"plot_range_test: {match}"):
+    lrjax.plot_range_test(result, ax=_ax(), title=title)
+
+
+def test_plot_range_test_without_matplotlib_names_the_extra(monkeypatch):
+  monkeypatch.setitem(sys.modules, "matplotlib", None)  # import fails
+  monkeypatch.setitem(sys.modules, "matplotlib.pyplot", None)
+  with pytest.raises(ImportError, match=r"lrjax.plot_range_test needs matplotlib.*"
+                                         r"pip install 'lrjax\[plot\]'"):
+    lrjax.plot_range_test(_range_result())
 
 
 # --- the command line ----------------------------------------------------------

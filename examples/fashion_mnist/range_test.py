@@ -3,7 +3,7 @@
 `find_lr(config, workdir)` trains a fresh LeNet by the config's optimizer for
 a few hundred batches at exponentially growing rates (`lrjax.lr_range_test`,
 one compiled `lax.scan`), prints fastai's suggestions and writes
-``lr_find.json`` and ``lr_find.png``.
+``lr_find.json`` and ``lr_find.png`` (`lrjax.plot_range_test`).
 """
 
 import json
@@ -53,8 +53,7 @@ def find_lr(config: train.Config, workdir: str | pathlib.Path, *,
       loss_fn, params, {"image": images[idx], "label": labels[idx], "weight": weight},
       optimizer=optimizer, min_value=MIN_LR, max_value=MAX_LR)
   seconds = time.perf_counter() - t0
-  suggestions = {"steepest": result.steepest, "valley": result.valley,
-                 "minimum_div_10": result.minimum_div_10}
+  suggestions = {k: getattr(result, k) for k in ("steepest", "valley", "minimum_div_10")}
   finite = lambda xs: [x if math.isfinite(x) else None for x in np.asarray(xs, float).tolist()]
   workdir = pathlib.Path(workdir)
   reporting.check_writable(workdir)
@@ -62,38 +61,15 @@ def find_lr(config: train.Config, workdir: str | pathlib.Path, *,
       "num_steps": num_steps, "batch_size": config.batch_size, "seed": config.seed,
       "train_size": len(images), "min_value": MIN_LR, "max_value": MAX_LR,
       "optimizer": config.optimizer, "time_s": seconds, "num_valid": result.num_valid,
-      "suggestions": {k: v if math.isfinite(v) else None for k, v in suggestions.items()},
-      "rates": finite(result.rates), "losses": finite(result.losses),
-      "smoothed": finite(result.smoothed),
+      "suggestions": dict(zip(suggestions, finite(list(suggestions.values())))),
+      **{k: finite(getattr(result, k)) for k in ("rates", "losses", "smoothed")},
   }, indent=1) + "\n")
-  plot(workdir / "lr_find.png", result, config.optimizer)
+  from matplotlib.figure import Figure  # pylint: disable=import-outside-toplevel
+  fig = Figure(figsize=(7, 4.5), dpi=120, layout="tight")  # not pyplot's: safe in any thread
+  title = f"learning-rate range test (LeNet, Fashion-MNIST, {config.optimizer})"
+  lrjax.plot_range_test(result, ax=fig.subplots(), title=title)
+  reporting.write_atomic(workdir / "lr_find.png", fig.savefig)  # a PNG: the tmp keeps the suffix
   print(f"LR range test: {num_steps} batches of {config.batch_size}, {config.optimizer}, rates "
         f"{MIN_LR:g} to {MAX_LR:g}, {result.num_valid} before divergence, {seconds:.1f} s")
   print("suggestions: " + ", ".join(f"{k} {v:.3g}" for k, v in suggestions.items()), flush=True)
   return result
-
-
-def plot(path: pathlib.Path, result: lrjax.RangeTestResult, optimizer: str) -> None:
-  """The raw and smoothed loss against the rate (log scale), suggestions marked."""
-  from matplotlib.figure import Figure  # pylint: disable=import-outside-toplevel
-  rates, losses, smoothed = (np.asarray(a, float) for a in result[:3])
-  fig = Figure(figsize=(7, 4.5), dpi=120, layout="tight")
-  ax = fig.subplots()
-  ax.plot(rates, losses, color="0.75", lw=0.8, label="loss")
-  ax.plot(rates, smoothed, lw=1.8, label="smoothed loss")
-  marks = [("steepest", result.steepest, "tab:red"), ("valley", result.valley, "tab:green"),
-           ("minimum / 10", result.minimum_div_10, "tab:purple")]
-  for name, value, color in marks:
-    if math.isfinite(value):
-      ax.axvline(value, color=color, ls="--", lw=1, label=f"{name}: {value:.3g}")
-  valid = np.isfinite(smoothed)
-  if valid.any():  # from the lowest loss to a little above the start
-    lo = min(losses[valid].min(), smoothed[valid].min())
-    hi = smoothed[valid][: max(1, valid.sum() // 10)].max()
-    pad = 0.05 * max(hi - lo, 1e-3)
-    ax.set_ylim(lo - pad, hi + 4 * pad)
-  ax.set(xscale="log", xlabel="learning rate", ylabel="training loss",
-         title=f"learning-rate range test (LeNet, Fashion-MNIST, {optimizer})")
-  ax.grid(alpha=0.3, which="both")
-  ax.legend()
-  reporting.write_atomic(path, fig.savefig)  # a PNG: the temporary file keeps the suffix
