@@ -77,11 +77,7 @@ def compare(config: train.Config, named: dict[str, str | dict[str, Any]],
       stop.set()
       pool.shutdown(cancel_futures=True)
       raise
-  results = [f.result() for f in futures]
   wall_s = time.perf_counter() - start
-  rows = [{"schedule": name, **reporting.summarize(r.history, r.diverged),
-           "time_s": sum(row["time"] for row in r.history)} for name, r in zip(named, results)]
-  if jax.process_index() == 0:
-    print(reporting.write_comparison(workdir, rows, {n: r.history for n, r in zip(named, results)}))
-    print(f"{len(rows)} runs, {jobs} at a time: {wall_s:.1f} s wall time", flush=True)
-  return rows
+  return reporting.write_table(workdir, dict(zip(named, (f.result() for f in futures))),
+                               "comparison", "schedule",
+                               f"{len(named)} runs, {jobs} at a time: {wall_s:.1f} s wall time")

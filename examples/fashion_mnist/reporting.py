@@ -6,27 +6,22 @@ file, then a rename); a write that fails is an `OutputError` naming the path
 and the cause.
 """
 
-import contextlib
 import csv
+import functools
 import io
 import json
-import logging
 import os
 import pathlib
-import re
 import shutil
-import sys
-import tempfile
-import threading
-import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import jax
 import numpy as np
-import orbax.checkpoint as ocp
 from flax import nnx
 from jax.experimental import multihost_utils
+
+import input_pipeline
 
 
 class ResumeError(ValueError):
@@ -38,16 +33,13 @@ class OutputError(RuntimeError):
 
 
 def _cause(e: BaseException) -> str:
-  """The OS error in `e`'s chain (or named in its text, as TensorStore's
-  ``os_error_code='28'``), else `e`'s first line."""
+  """The OS error in `e`'s chain, else `e`'s first line."""
   seen = e
   while seen is not None:
     if isinstance(seen, OSError) and seen.strerror:
       return seen.strerror
     seen = seen.__cause__ or seen.__context__
-  code = re.search(r"os_error_code='(\d+)'", str(e))
-  return os.strerror(int(code.group(1))) if code else (
-      str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+  return (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
 
 
 def check_writable(workdir: pathlib.Path) -> None:
@@ -95,108 +87,82 @@ def write_csv(path: pathlib.Path, rows: list[dict[str, Any]], columns) -> None:
 # --- checkpoints -----------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def _held_stderr():
-  """Standard error (the file descriptor, for every thread) held in a file and
-  passed on at the end, unless the block raised: orbax's writer threads log
-  and print tracebacks of a failed write, the error raised says it in one line."""
-  sys.stderr.flush()
-  saved = os.dup(2)
-  with tempfile.TemporaryFile() as held:
-    os.dup2(held.fileno(), 2)
-    try:
-      yield
-    finally:
-      sys.stderr.flush()
-      os.dup2(saved, 2)
-      os.close(saved)
-    held.seek(0)
-    os.write(2, held.read())
-
-
-# orbax keeps one operation id per process for the signals of a save, so two
-# runs saving at once (`compare` with jobs > 1) take turns.
-_ORBAX = threading.Lock()
-
-
 class Checkpoints:
-  """Orbax checkpoints of (model, optimizer) state and a JSON record per epoch;
-  the two newest are kept. Saves are synchronous: an error is raised here."""
+  """The (model, optimizer) state and the run's record after each epoch, the
+  two newest kept: ``<directory>/<epoch>``, an ``.npz`` of the state's arrays
+  by their path and of the record as JSON. Process 0 writes them (the state is
+  replicated), each under a temporary name, then renamed: a checkpoint whose
+  name is its epoch is complete."""
 
   def __init__(self, directory: pathlib.Path):
     self.directory = directory.absolute()
-    self._open()
     if jax.process_count() > 1:  # every process must go on from the same complete checkpoint
-      latest = self.manager.latest_step() or -1  # -1 for none (epochs count from 1)
+      latest = ([-1] + self.steps())[-1]  # -1 for none (epochs count from 1)
       seen = multihost_utils.process_allgather(np.int32(latest)).tolist()
       if len(set(seen)) > 1:
         raise ResumeError(f"the processes see different checkpoints in {directory} (the latest "
                           f"epoch by process, -1 for none: {seen}); the work directory must be "
                           "one directory that every process sees")
 
-  def _open(self) -> None:
-    with _ORBAX:
-      try:
-        self.manager = ocp.CheckpointManager(self.directory, options=ocp.CheckpointManagerOptions(
-            max_to_keep=2, create=True, enable_async_checkpointing=False))
-      except OSError as e:
-        raise OutputError(f"cannot write {self.directory}: {_cause(e)}") from None
-
-  def close(self) -> None:
-    with _ORBAX:
-      self.manager.close()  # idempotent
+  def steps(self) -> list[int]:
+    """The epochs of the complete checkpoints, oldest first."""
+    names = os.listdir(self.directory) if self.directory.is_dir() else []
+    return sorted(int(name) for name in names if name.isdigit())
 
   def save(self, epoch: int, state, record: dict[str, Any]) -> None:
-    """Saves epoch `epoch`; raises `OutputError` if it cannot be written
-    (the manager closed first, what its threads print held back: `_held_stderr`)."""
-    with _ORBAX, _held_stderr():
-      try:
-        self.manager.save(epoch, args=ocp.args.Composite(
-            state=ocp.args.StandardSave(nnx.to_pure_dict(state)),
-            record=ocp.args.JsonSave(record)))
-      except Exception as e:  # pylint: disable=broad-except
-        for logger in ("absl", "asyncio"):  # and what they log when their tasks are collected
-          logging.getLogger(logger).setLevel(logging.CRITICAL)
-        time.sleep(1.0)  # the writes still in flight fail meanwhile
-        with contextlib.suppress(Exception):
-          self.manager.close()
-        raise OutputError(f"cannot write checkpoint {epoch} to {self.directory}: "
-                          f"{_cause(e)}") from None
+    """Saves epoch `epoch` and deletes all but the two newest.
+
+    Raises:
+      OutputError: if it cannot be written (`write_atomic`).
+    """
+    if jax.process_index() > 0:
+      return
+    arrays = jax.tree_util.tree_leaves_with_path(input_pipeline.host(nnx.to_pure_dict(state)))
+
+    def write(tmp: pathlib.Path) -> None:
+      with open(tmp, "wb") as f:  # a file, so that numpy adds no suffix
+        np.savez(f, record=np.array(json.dumps(record)),
+                 **{jax.tree_util.keystr(path): x for path, x in arrays})
+
+    write_atomic(self.directory / str(epoch), write)
+    for old in self.steps()[:-2]:
+      (self.directory / str(old)).unlink()
 
   def restore(self, state, check: Callable[[dict[str, Any]], None], log: Callable[[str], None]):
     """The newest checkpoint that restores, into `state`: (state, record, epoch).
 
     Its record goes to `check` first (which raises `ResumeError` for other
-    settings, whose state may not fit). A damaged checkpoint is renamed
-    ``<epoch>.damaged`` (kept; orbax would not save over it) and the one before tried.
+    settings, whose state may not fit). A damaged checkpoint (unreadable, or
+    an array missing or of another shape or type) is renamed
+    ``<epoch>.damaged`` (kept) and the one before tried.
 
     Raises:
       ResumeError: if none restores.
     """
-    abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, nnx.to_pure_dict(state))
-    steps, damaged = sorted(self.manager.all_steps(), reverse=True), []
+    def load(f, path, like):
+      x = f[jax.tree_util.keystr(path)]
+      if (x.shape, x.dtype) != (like.shape, like.dtype):
+        raise ValueError(f"{jax.tree_util.keystr(path)} is {x.dtype}{list(x.shape)}, "
+                         f"not {like.dtype}{list(like.shape)}")
+      return x
+
+    steps, damaged = self.steps()[::-1], []
     for step in steps:
       try:
-        with _ORBAX:
-          record = self.manager.restore(step, args=ocp.args.Composite(
-              record=ocp.args.JsonRestore()))["record"]
+        with np.load(self.directory / str(step)) as f:
+          record = json.loads(str(f["record"]))
           check(record)
-          restored = self.manager.restore(step, args=ocp.args.Composite(
-              state=ocp.args.StandardRestore(abstract)))["state"]
+          restored = jax.tree_util.tree_map_with_path(functools.partial(load, f),
+                                                      nnx.to_pure_dict(state))
       except ResumeError:
         raise
       except Exception as e:  # pylint: disable=broad-except
         damaged.append((step, _cause(e)))
       else:
         break
-    if damaged:
-      self.close()
-      if jax.process_index() == 0:
-        for bad, _ in damaged:
-          (self.directory / str(bad)).rename(self.directory / f"{bad}.damaged")
-      if jax.process_count() > 1:
-        multihost_utils.sync_global_devices("damaged checkpoints set aside")
-      self._open()
+    if jax.process_index() == 0:
+      for bad, _ in damaged:
+        (self.directory / str(bad)).rename(self.directory / f"{bad}.damaged")
     if len(damaged) == len(steps):
       raise ResumeError(f"--resume: no checkpoint in {self.directory} can be restored (" + "; ".join(
           f"{s}: {why}" for s, why in damaged) + "); they are kept as <epoch>.damaged")
@@ -305,12 +271,14 @@ class Run:
     """
     self.record, self.state = record, state
     ckpt_dir = self.workdir / "checkpoints"
-    if self.main and not resume and ckpt_dir.exists():
-      shutil.rmtree(ckpt_dir)
+    if self.main:
+      if not resume:
+        shutil.rmtree(ckpt_dir, ignore_errors=True)
+      ckpt_dir.mkdir(exist_ok=True)
     if jax.process_count() > 1:
       multihost_utils.sync_global_devices("workdir ready")
     self.checkpoints = Checkpoints(ckpt_dir)
-    if resume and self.checkpoints.manager.latest_step() is not None:
+    if resume and self.checkpoints.steps():
       self.state, saved, epoch = self.checkpoints.restore(
           state, lambda saved: check_same_run(saved, record, self.workdir), self.log)
       record["history"] = saved["history"][:epoch]
@@ -364,8 +332,6 @@ class Run:
     return self
 
   def __exit__(self, *exc) -> None:
-    if self.checkpoints is not None:
-      self.checkpoints.close()
     if self.writer is not None:
       self.writer.close()
 
@@ -402,51 +368,36 @@ def plot(path: pathlib.Path, runs: dict[str, list[dict[str, Any]]]) -> None:
   write_atomic(path, fig.savefig)  # a PNG: the temporary file keeps the suffix
 
 
-def summarize(history: list[dict[str, Any]], diverged: int | None = None) -> dict[str, Any]:
-  """A run's best test accuracy (and its epoch), its final metrics, and the
-  epoch it diverged at (None if it did not)."""
-  nan = float("nan")
-  best = max(history, key=lambda r: r["test_acc"], default={"test_acc": nan, "epoch": 0})
-  last = history[-1] if history else {"test_acc": nan, "train_loss": nan, "test_loss": nan}
-  return {"best_test_acc": best["test_acc"], "best_epoch": best["epoch"],
-          "final_test_acc": last["test_acc"], "final_train_loss": last["train_loss"],
-          "final_test_loss": last["test_loss"], "diverged": diverged}
-
-
-def results_table(rows: list[dict[str, Any]], name: str = "schedule") -> str:
-  """A Markdown table of `summarize` rows named by `rows[i][name]`, with the
-  time column where the rows have ``time_s``."""
-  timed = "time_s" in rows[0]
-  lines = [f"| {name} | best test acc (epoch) | final test acc | final train loss | final test loss |"
-           + " time (s) |" * timed, "|---" * (5 + timed) + "|"]
-  for r in rows:
-    if r.get("diverged"):
-      lines.append(f"| {r[name]} | diverged at epoch {r['diverged']} |" + " |" * (3 + timed))
-    else:
-      lines.append(f"| {r[name]} | {r['best_test_acc']:.4f} ({r['best_epoch']}) | "
-                   f"{r['final_test_acc']:.4f} | {r['final_train_loss']:.4f} | "
-                   f"{r['final_test_loss']:.4f} |" + (f" {r['time_s']:.0f} |" if timed else ""))
-  return "\n".join(lines)
-
-
-def write_comparison(workdir: pathlib.Path, rows: list[dict[str, Any]],
-                     runs: dict[str, list[dict[str, Any]]], stem: str = "comparison",
-                     name: str = "schedule") -> str:
-  """``<stem>.csv``, ``<stem>.md`` and ``<stem>.png`` in `workdir`; returns the table."""
-  write_csv(workdir / f"{stem}.csv", rows, list(rows[0]))
-  table = results_table(rows, name)
-  write_text(workdir / f"{stem}.md", table + "\n")
-  plot(workdir / f"{stem}.png", runs)
-  return table
-
-
-def write_table(workdir: pathlib.Path, runs: dict[str, Run], stem: str, column: str,
+def write_table(workdir: pathlib.Path, runs: Mapping[str, Any], stem: str, column: str,
                 summary: str) -> list[dict[str, Any]]:
-  """The table of `runs` (name -> run) in ``<stem>.{csv,md,png}`` with `summary`
-  after it, also printed; returns its rows (`summarize`)."""
-  histories = {name: r.history for name, r in runs.items()}
-  rows = [{column: name, **summarize(r.history, r.diverged)} for name, r in runs.items()]
-  table = write_comparison(workdir, rows, histories, stem, column)
-  write_text(workdir / f"{stem}.md", f"{table}\n\n{summary}\n")
-  print(f"{table}\n\n{summary}", flush=True)
+  """The results of `runs` (name -> anything with `history` and `diverged`: a
+  `Run`, a `train.Result`), `summary` after them, printed and written (by
+  process 0) to ``<stem>.md``, ``<stem>.csv`` and ``<stem>.png`` in `workdir`.
+
+  Returns:
+    The rows: per run its best test accuracy and epoch, final metrics, time
+    (the sum of its epochs') and the epoch it diverged at (None if it did not).
+  """
+  nan = float("nan")
+  lines = [f"| {column} | best test acc (epoch) | final test acc | final train loss | "
+           "final test loss | time (s) |", "|---" * 6 + "|"]
+  rows = []
+  for name, run in runs.items():
+    history = run.history or [{"epoch": 0, "test_acc": nan, "train_loss": nan, "test_loss": nan}]
+    best, last = max(history, key=lambda r: r["test_acc"]), history[-1]
+    rows.append(row := {
+        column: name, "best_test_acc": best["test_acc"], "best_epoch": best["epoch"],
+        "final_test_acc": last["test_acc"], "final_train_loss": last["train_loss"],
+        "final_test_loss": last["test_loss"], "time_s": sum(r["time"] for r in run.history),
+        "diverged": run.diverged})
+    lines.append(f"| {name} | diverged at epoch {run.diverged} |" + " |" * 4 if run.diverged else
+                 f"| {name} | {row['best_test_acc']:.4f} ({row['best_epoch']}) | "
+                 f"{row['final_test_acc']:.4f} | {row['final_train_loss']:.4f} | "
+                 f"{row['final_test_loss']:.4f} | {row['time_s']:.0f} |")
+  if jax.process_index() == 0:
+    text = "\n".join(lines) + f"\n\n{summary}"
+    write_csv(workdir / f"{stem}.csv", rows, list(rows[0]))
+    write_text(workdir / f"{stem}.md", text + "\n")
+    plot(workdir / f"{stem}.png", {name: run.history for name, run in runs.items()})
+    print(text, flush=True)
   return rows

@@ -353,10 +353,9 @@ def train_and_evaluate(config: Config, workdir: str | pathlib.Path, *,
   spe = steps_per_epoch(config, len(data.train["label"]))
   plan = schedules.make_plan(config, spe)
   graphdef, state = create_train_state(create_model(config), config, plan, transforms)
-  state = jax.device_put(state, data.replicated)  # every leaf an array (inject_hyperparams' init)
   with run:
     run.start(state, record(config, plan, spe, data), resume=config.resume)
-    state = fit(config, graphdef, [run.state], [run], data,
+    state = fit(config, graphdef, [jax.device_put(run.state, data.replicated)], [run], data,
                 range(len(run.history), config.epochs), plateau=plan.plateau is not None,
                 stop=stop)[0]
   if not run.diverged:
