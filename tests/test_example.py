@@ -428,20 +428,48 @@ def test_sigterm_while_the_first_epoch_compiles_and_trains_exits_143_without_a_c
       "main.py: stopped by SIGTERM; run again with --resume to continue from the last checkpoint"]
 
 
-def _sigterm(workdir, data_dir, wait):
-  """Starts a long run, SIGTERM `wait` s after its first line; returns its
-  stderr and exit status."""
+# Installed in the command by the next test: once main.py handles SIGTERM,
+# SIGTERM arrives while a gc callback runs in the main thread, so the exception
+# its handler raises is raised there, where Python can only report it
+# ("Exception ignored in ...") and goes on.
+_IN_GC_CALLBACK = """
+import gc, os, signal, threading
+def _terminate_inside(phase, info, _sent=[]):
+  if (phase == "start" and not _sent and callable(signal.getsignal(signal.SIGTERM))
+      and threading.current_thread() is threading.main_thread()):
+    _sent.append(os.kill(os.getpid(), signal.SIGTERM))
+    for _ in range(10000):  # Python bytecode: the handler runs here, inside the callback
+      pass
+gc.callbacks.append(_terminate_inside)
+"""
+
+
+def test_sigterm_raised_inside_a_gc_callback_still_stops_the_run(tmp_path):
+  site = tmp_path / "site"
+  site.mkdir()
+  (site / "sitecustomize.py").write_text(_IN_GC_CALLBACK)
+  data_dir = _generated_data(tmp_path / "data", n_train=8192, n_test=128)
+  err, code = _sigterm(tmp_path / "run", data_dir, None, env={"PYTHONPATH": str(site)})
+  assert code == 143, (code, err[-3000:])
+  assert err.strip().splitlines() == [
+      "main.py: stopped by SIGTERM; run again with --resume to continue from the last checkpoint"]
+
+
+def _sigterm(workdir, data_dir, wait, env=None):
+  """Starts a long run, SIGTERM `wait` s after its first line (None: none
+  sent, `env` sends it); returns its stderr and exit status."""
   p = subprocess.Popen([sys.executable, str(EXAMPLE / "main.py"), "--epochs", "1000",
                         "--batch-size", "32", "--data-dir", str(data_dir),
                         "--workdir", str(workdir), "--no-progress"],
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                       env=dict(os.environ, JAX_PLATFORMS="cpu"))
+                       env=dict(os.environ, JAX_PLATFORMS="cpu", **(env or {})))
   try:
     for line in p.stdout:  # the data is on the devices; the first epoch compiles and trains
       if line.startswith("JAX "):
         break
-    time.sleep(wait)
-    p.send_signal(signal.SIGTERM)
+    if wait is not None:
+      time.sleep(wait)
+      p.send_signal(signal.SIGTERM)
     _, err = p.communicate(timeout=60)
   finally:
     p.kill()

@@ -41,20 +41,18 @@ class Terminated(KeyboardInterrupt):
   """SIGTERM (a scheduler's preemption), handled as Ctrl-C is."""
 
 
-def parse_json(parser: Parser, text: str, what: str):
-  """`text` as JSON, or (``@file.json``) the JSON in that file."""
+def parse_schedule(parser: Parser, text: str, what: str = "schedule"):
+  """A schedule name, else JSON (an lrjax schedule, a sweep's list of them)
+  given inline or, as ``@file.json``, in a file."""
+  text = text.strip()
+  if not text.startswith(("{", "[", "@")):
+    return text
   try:
     return json.loads(pathlib.Path(text[1:]).read_text() if text.startswith("@") else text)
   except OSError as e:
     parser.error(f"cannot read {what} file {text[1:]!r}: {e.strerror}")
   except json.JSONDecodeError as e:
     parser.error(f"malformed {what} JSON: {e}")
-
-
-def parse_schedule(parser: Parser, text: str) -> str | dict:
-  """A schedule name, or an lrjax schedule as JSON or ``@file.json``."""
-  text = text.strip()
-  return parse_json(parser, text, "schedule") if text.startswith(("{", "@")) else text
 
 
 def parse_numbers(text: str, kind=float) -> list:
@@ -88,6 +86,7 @@ def make_parser() -> Parser:
   mode = parser.add_mutually_exclusive_group()
   mode.add_argument("--compare", metavar="A,B,...", help="compare these schedules (or @file.json)")
   mode.add_argument("--sweep", metavar="JSON|@file.json",
+                    type=lambda text: parse_schedule(parser, text, "sweep"),
                     help="train these lrjax schedules (a JSON list of dicts of one kind) together")
   mode.add_argument("--sweep-lr", metavar="A,B,...", type=parse_numbers,
                     help="train the named --schedule at these base rates together")
@@ -108,11 +107,11 @@ def make_parser() -> Parser:
 
 def resumable(args: argparse.Namespace) -> bool:
   """Whether ``--resume`` applies to the mode: a single run or ``--compare``."""
-  return not (args.sweep or args.sweep_lr is not None or args.find_lr or args.branch is not None)
+  return (args.sweep, args.sweep_lr, args.branch) == (None, None, None) and not args.find_lr
 
 
 def main(argv: list[str] | None = None) -> None:
-  """Parses and checks the flags; runs `work` (with ``--distributed``, in a child process)."""
+  """Parses and checks the flags; runs `work` (with ``--distributed``, once the processes have met)."""
   parser = make_parser()
   args = parser.parse_args(argv)
   if not resumable(args) and (args.resume or args.distributed):
@@ -131,7 +130,7 @@ def main(argv: list[str] | None = None) -> None:
       parser.error("--jobs: the runs of a multi-process --compare go one at a time")
   if args.find_lr_steps < 2:
     parser.error(f"--find-lr-steps must be an integer >= 2, got {args.find_lr_steps}")
-  launch.run(parser, args, argv, lambda: work(parser, args))
+  launch.run(parser, args, lambda: work(parser, args))
 
 
 def work(parser: Parser, args: argparse.Namespace) -> None:
@@ -147,11 +146,11 @@ def work(parser: Parser, args: argparse.Namespace) -> None:
     named = {label: parse_schedule(parser, s) for label, s in zip(labels, names)}
   try:
     configs = None  # a sweep's
-    if args.sweep:
-      dicts = parse_json(parser, args.sweep, "sweep")
-      if not (isinstance(dicts, list) and dicts and all(isinstance(d, dict) for d in dicts)):
+    if args.sweep is not None:
+      if not (isinstance(args.sweep, list) and args.sweep
+              and all(isinstance(d, dict) for d in args.sweep)):
         parser.error("--sweep: expected a non-empty JSON list of lrjax schedule dicts")
-      configs = sweep.dict_sweep(config, dicts)
+      configs = sweep.dict_sweep(config, args.sweep)
     elif args.sweep_lr is not None:
       configs = sweep.lr_sweep(config, args.sweep_lr)
     elif args.branch is not None:
@@ -165,8 +164,11 @@ def work(parser: Parser, args: argparse.Namespace) -> None:
   except (ValueError, reporting.OutputError) as e:
     parser.error(str(e))
 
-  def terminate(signum, frame):
-    raise Terminated
+  stopping = []  # the interrupt being handled: any later one is dropped
+
+  def interrupt(signum, frame):
+    if not stopping:
+      raise Terminated if signum == signal.SIGTERM else KeyboardInterrupt
 
   def again(signum):
     time.sleep(0.1)
@@ -179,8 +181,9 @@ def work(parser: Parser, args: argparse.Namespace) -> None:
     else:
       sys.__unraisablehook__(unraisable)
 
-  signal.signal(signal.SIGTERM, terminate)
   sys.unraisablehook = lost
+  for signum in (signal.SIGINT, signal.SIGTERM):
+    signal.signal(signum, interrupt)
   prog, rows, key = parser.prog, [], ""
   try:
     if args.find_lr:
@@ -199,6 +202,7 @@ def work(parser: Parser, args: argparse.Namespace) -> None:
   except (input_pipeline.DataError, reporting.ResumeError, reporting.OutputError) as e:
     sys.exit(f"{prog}: error: {e}")
   except KeyboardInterrupt as e:  # every checkpoint written is complete
+    stopping.append(e)
     what = "stopped by SIGTERM" if isinstance(e, Terminated) else "interrupted"
     if resumable(args):
       what += "; run again with --resume to continue from the last checkpoint"
