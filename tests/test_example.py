@@ -202,6 +202,22 @@ def _generated_data(data_dir, n_train=384, n_test=128, seed=0):
   return str(data_dir)
 
 
+@pytest.mark.parametrize("damage", ["shape", "missing", "empty"])
+def test_a_file_that_is_no_fashion_mnist_cache_is_one_clear_error(damage, tmp_path):
+  images, labels = np.zeros((4, 28, 28), np.uint8), np.zeros(4, np.int64)
+  arrays = {"train_images": images, "train_labels": labels,
+            "test_images": images, "test_labels": labels}
+  if damage == "shape":
+    arrays["test_images"] = np.zeros((4, 32, 32), np.uint8)
+  elif damage == "missing":
+    del arrays["train_labels"]
+  else:
+    arrays["test_images"], arrays["test_labels"] = images[:0], labels[:0]
+  input_pipeline.write_cache(tmp_path, arrays)
+  with pytest.raises(input_pipeline.DataError, match="is not a Fashion-MNIST cache; delete it"):
+    input_pipeline.load(tmp_path)
+
+
 def test_processes_that_start_together_prepare_the_data_once(tmp_path, monkeypatch):
   """Two loaders on an empty data directory (as two processes of one host
   start): one prepares, the other waits for its cache and reads it."""

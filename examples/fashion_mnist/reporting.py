@@ -229,12 +229,6 @@ def epoch_row(epoch: int, train: Mapping[str, np.ndarray], test: Mapping[str, An
   }
 
 
-def write_metrics(workdir: pathlib.Path, record: dict[str, Any]) -> None:
-  """``metrics.json`` (config, schedule, history) and ``metrics.csv`` (history)."""
-  write_text(workdir / "metrics.json", json.dumps(record, indent=1) + "\n")
-  write_csv(workdir / "metrics.csv", record["history"], COLUMNS)
-
-
 class Run:
   """One run's outputs in `workdir` (None: only its console lines and history).
 
@@ -268,13 +262,17 @@ class Run:
 
     Raises:
       ResumeError: if that checkpoint's settings differ from `record`'s, or none restores.
+      OutputError: if the checkpoint directory cannot be emptied or made.
     """
     self.record, self.state = record, state
     ckpt_dir = self.workdir / "checkpoints"
     if self.main:
-      if not resume:
-        shutil.rmtree(ckpt_dir, ignore_errors=True)
-      ckpt_dir.mkdir(exist_ok=True)
+      try:
+        if not resume and ckpt_dir.exists():
+          shutil.rmtree(ckpt_dir)  # an earlier run's, which --resume would take for this one's
+        ckpt_dir.mkdir(exist_ok=True)
+      except OSError as e:
+        raise OutputError(f"cannot write {ckpt_dir}: {_cause(e)}") from None
     if jax.process_count() > 1:
       multihost_utils.sync_global_devices("workdir ready")
     self.checkpoints = Checkpoints(ckpt_dir)
@@ -311,7 +309,8 @@ class Run:
     self.history.append(row)
     if self.workdir is not None:
       if self.main:
-        write_metrics(self.workdir, self.record)
+        write_text(self.workdir / "metrics.json", json.dumps(self.record, indent=1) + "\n")
+        write_csv(self.workdir / "metrics.csv", self.history, COLUMNS)
         for key, (tag, _) in METRICS.items():
           self.writer.add_scalar(tag, row[key], epoch)
         first_step = (epoch - 1) * self.record["steps_per_epoch"]
@@ -323,9 +322,8 @@ class Run:
         fmt.format(row[key]) for key, (_, fmt) in METRICS.items() if fmt]))
 
   def finish(self, schedule: str | dict[str, Any]) -> None:
-    """The metrics files and ``plot.png`` once more, after the last epoch."""
+    """``plot.png``, after the last epoch."""
     if self.main and self.history:
-      write_metrics(self.workdir, self.record)
       plot(self.workdir / "plot.png", {schedule_label(schedule): self.history})
 
   def __enter__(self) -> "Run":
