@@ -1,12 +1,22 @@
 """Shared test settings and fixtures: the lrjax package is imported from this
-checkout; the documentation site is built once per run."""
+checkout; the documentation site is built once per run; compiled programs are
+kept for the run in a JAX compilation cache that the commands the tests start
+share (the example's many short runs compile the same train step)."""
 
+import atexit
+import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
-import jax
-import pytest
+if "JAX_COMPILATION_CACHE_DIR" not in os.environ:  # read when jax is imported
+  os.environ["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(prefix="lrjax-tests-jax-cache-")
+  atexit.register(shutil.rmtree, os.environ["JAX_COMPILATION_CACHE_DIR"], ignore_errors=True)
+
+import jax  # noqa: E402  pylint: disable=wrong-import-position
+import pytest  # noqa: E402  pylint: disable=wrong-import-position
 
 # Tests run on the CPU whatever the machine has, so results are comparable.
 jax.config.update("jax_platforms", "cpu")
