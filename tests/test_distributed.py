@@ -49,10 +49,12 @@ COMPARISON = ("comparison.csv", "comparison.md", "comparison.png")
 HISTORY_KEYS = ("epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr", "lr_last")
 
 # Put first on the processes' PYTHONPATH: logs every file a process opens for
-# writing under $LRJAX_TEST_WATCH, with its --process-id, to $LRJAX_TEST_OPEN_LOG.
+# writing under $LRJAX_TEST_WATCH, with its --process-id, to $LRJAX_TEST_OPEN_LOG;
+# where that file is $LRJAX_TEST_PAUSE, the process then sleeps a minute.
 SITECUSTOMIZE = '''
-import os, sys
+import os, sys, time
 _watch, _log = os.environ.get("LRJAX_TEST_WATCH"), os.environ.get("LRJAX_TEST_OPEN_LOG")
+_pause = os.environ.get("LRJAX_TEST_PAUSE")
 if _watch and _log:
   _fd = os.open(_log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
   _id = sys.argv[sys.argv.index("--process-id") + 1] if "--process-id" in sys.argv else "-"
@@ -66,6 +68,8 @@ if _watch and _log:
       path = os.path.abspath(os.fspath(path))
       if path.startswith(_watch):
         os.write(_fd, f"{_id} {os.getpid()} {path}\\n".encode())
+        if path == _pause:
+          time.sleep(60)
 
   sys.addaudithook(_hook)
 '''
@@ -88,7 +92,8 @@ def _compilation_cache(tmp_path_factory):
 CACHE = None
 
 
-def _env(tmp: pathlib.Path, devices: int = 1, watch: pathlib.Path | None = None) -> dict[str, str]:
+def _env(tmp: pathlib.Path, devices: int = 1, watch: pathlib.Path | None = None,
+         pause: pathlib.Path | None = None) -> dict[str, str]:
   hook = tmp / "hook"
   hook.mkdir(exist_ok=True)
   (hook / "sitecustomize.py").write_text(SITECUSTOMIZE)
@@ -98,7 +103,8 @@ def _env(tmp: pathlib.Path, devices: int = 1, watch: pathlib.Path | None = None)
              JAX_COMPILATION_CACHE_DIR=str(CACHE), JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
              JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="-1")
   if watch is not None:
-    env.update(LRJAX_TEST_WATCH=str(watch), LRJAX_TEST_OPEN_LOG=str(tmp / "opens.log"))
+    env.update(LRJAX_TEST_WATCH=str(watch), LRJAX_TEST_OPEN_LOG=str(tmp / "opens.log"),
+               LRJAX_TEST_PAUSE=str(pause))
   return env
 
 
@@ -144,9 +150,9 @@ def started(*procs: Proc):
 
 
 def _two_processes(tmp: pathlib.Path, workdir: pathlib.Path, extra: tuple[str, ...] = (),
-                   watch: bool = False) -> tuple[Proc, Proc]:
+                   watch: bool = False, pause: pathlib.Path | None = None) -> tuple[Proc, Proc]:
   port = _free_port()
-  env = _env(tmp, watch=workdir if watch else None)
+  env = _env(tmp, watch=workdir if watch or pause else None, pause=pause)
   flags = [*ARGS, *extra, "--workdir", str(workdir), "--distributed",
            "--coordinator", f"localhost:{port}", "--num-processes", "2"]
   return tuple(Proc([*flags, "--process-id", str(i)], env, tmp / f"{workdir.name}-{i}")
@@ -243,14 +249,22 @@ def test_killed_two_process_run_resumes_to_the_uninterrupted_history(two_process
 
 def test_sigterm_stops_two_processes_in_one_line_each_and_resume_gives_the_same_history(
     two_process_run, tmp_path):
-  """SIGTERM to both commands (as a scheduler preempting a job): each stops
-  within seconds with one line and exit status 143, and ``--resume`` ends with
-  the uninterrupted run's history."""
+  """SIGTERM to both commands (as a scheduler preempting a job) while process
+  0 is slow to write a checkpoint, so that process 1 has run ahead and waits
+  on it inside a step: each stops within seconds with one line and exit status
+  143 (process 0, which runs the coordinator, leaves last: the others do not
+  see it die), and ``--resume`` ends with the uninterrupted run's history."""
   reference, *_ = two_process_run
   workdir = tmp_path / "run"
-  procs = _two_processes(tmp_path, workdir)
+  pause = workdir / "checkpoints" / ".2.tmp"  # epoch 2's checkpoint, before it is written
+  procs = _two_processes(tmp_path, workdir, pause=pause)
   with started(*procs):
-    _wait_for_epoch(procs, 1)
+    deadline = time.monotonic() + RUN_TIMEOUT
+    while not (log := tmp_path / "opens.log").exists() or f" {pause}\n" not in log.read_text():
+      assert all(p.p.poll() is None for p in procs), procs[0].stderr()[-3000:]
+      assert time.monotonic() < deadline, "the run did not reach epoch 2's checkpoint"
+      time.sleep(0.02)
+    time.sleep(2)  # process 1 trains on into epoch 3, and waits for process 0
     for p in procs:
       p.p.send_signal(signal.SIGTERM)
     t0 = time.monotonic()

@@ -16,7 +16,10 @@ import os
 import pathlib
 import signal
 import sys
+import threading
 import time
+
+import jax
 
 import branch
 import compare
@@ -28,6 +31,9 @@ import schedules
 import sweep
 import train
 from configs import default
+
+
+PEERS_TIMEOUT = 10  # s, for the other processes of a run to stop too
 
 
 class Parser(argparse.ArgumentParser):
@@ -181,9 +187,31 @@ def work(parser: Parser, args: argparse.Namespace) -> None:
     else:
       sys.__unraisablehook__(unraisable)
 
+  def leave(signum):  # one line; then no teardown: with steps in flight it can crash XLA (SIGSEGV)
+    what = "stopped by SIGTERM" if signum == signal.SIGTERM else "interrupted"
+    if resumable(args):
+      what += "; run again with --resume to continue from the last checkpoint"
+    print(f"{parser.prog}: {what}", file=sys.stderr, flush=True)
+    sys.stdout.flush()
+    if args.distributed:  # with the peers: process 0 runs the coordinator, and leaving first it
+      peers = threading.Thread(target=jax.distributed.shutdown, daemon=True)  # would end them by
+      peers.start()  # JAX's fatal errors; but not waiting for a peer that goes on
+      peers.join(PEERS_TIMEOUT)
+    os._exit(128 + signum)
+
+  def woken(fd):  # with peers, from a thread: the main thread may be waiting on one that has left
+    while (signum := os.read(fd, 1)[0]) not in (signal.SIGINT, signal.SIGTERM):
+      pass
+    leave(signum)
+
   sys.unraisablehook = lost
   for signum in (signal.SIGINT, signal.SIGTERM):
     signal.signal(signum, interrupt)
+  if args.distributed:
+    fd, wake = os.pipe()
+    os.set_blocking(wake, False)
+    signal.set_wakeup_fd(wake)  # each signal's number, written at once by whichever thread takes it
+    threading.Thread(target=woken, args=(fd,), daemon=True).start()
   prog, rows, key = parser.prog, [], ""
   try:
     if args.find_lr:
@@ -203,12 +231,9 @@ def work(parser: Parser, args: argparse.Namespace) -> None:
     sys.exit(f"{prog}: error: {e}")
   except KeyboardInterrupt as e:  # every checkpoint written is complete
     stopping.append(e)
-    what = "stopped by SIGTERM" if isinstance(e, Terminated) else "interrupted"
-    if resumable(args):
-      what += "; run again with --resume to continue from the last checkpoint"
-    print(f"{prog}: {what}", file=sys.stderr, flush=True)
-    sys.stdout.flush()  # then no teardown: with steps still in flight it can crash XLA (SIGSEGV)
-    os._exit(143 if isinstance(e, Terminated) else 130)
+    if args.distributed:
+      threading.Event().wait()  # `woken` is leaving
+    leave(signal.SIGTERM if isinstance(e, Terminated) else signal.SIGINT)
   failed = [f"{r[key]} at epoch {r['diverged']}" for r in rows if r["diverged"]]
   if failed:
     sys.exit(f"{prog}: error: {len(failed)} of {len(rows)} runs diverged ({', '.join(failed)}); "
