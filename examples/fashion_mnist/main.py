@@ -204,14 +204,14 @@ def work(parser: Parser, args: argparse.Namespace) -> None:
       pass
     leave(signum)
 
-  sys.unraisablehook = lost
-  for signum in (signal.SIGINT, signal.SIGTERM):
-    signal.signal(signum, interrupt)
-  if args.distributed:
+  if args.distributed:  # first: a signal that the main thread takes must reach `woken` too
     fd, wake = os.pipe()
     os.set_blocking(wake, False)
     signal.set_wakeup_fd(wake)  # each signal's number, written at once by whichever thread takes it
     threading.Thread(target=woken, args=(fd,), daemon=True).start()
+  sys.unraisablehook = lost
+  for signum in (signal.SIGINT, signal.SIGTERM):
+    signal.signal(signum, interrupt)
   prog, rows, key = parser.prog, [], ""
   try:
     if args.find_lr:
