@@ -102,7 +102,9 @@ def _check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
   if i == 0:
     probes = [_try(socket.create_server, (address[0], 0), family=family)
               for family, *_, address in infos]
-    if not any([p.close() or p for p in probes if p]):
+    for probe in filter(None, probes):
+      probe.close()
+    if not any(probes):  # no address of the host could be bound here
       parser.error(f"--coordinator: {host} is not an address of this machine; start process 0 "
                    "there, it runs the coordinator")
     # Where gRPC's server will bind: [::], dual-stack (taken on IPv4 or IPv6, it would crash).
